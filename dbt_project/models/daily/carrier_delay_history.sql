@@ -1,0 +1,1 @@
+{{ trailing_delay_stats('carrier', var('carrier_history_days')) }}

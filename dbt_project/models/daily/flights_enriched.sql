@@ -1,0 +1,100 @@
+-- One row per flight of the partition window with everything known at prediction time (scheduled departure minus
+-- the configured lead): the schedule, the plane, the destination, the last origin weather observed by then, and
+-- delay statistics from days strictly before the flight's day. Outcome columns (dep_/arr_ times and delays) are kept
+-- for labels and monitoring only; the feature contract in mlops_assets.lib excludes them.
+with flights as (
+    select
+        *,
+        sched_dep_ts - to_minutes({{ var('prediction_lead_minutes') }}) as prediction_ts
+    from {{ ref('stg_flights') }}
+    where {{ partition_window('flight_date') }}
+),
+
+weather as (
+    select *
+    from {{ ref('stg_weather') }}
+    where {{ partition_window('cast(observed_at as date)', 1) }}
+),
+
+flights_with_weather as (
+    select
+        flights.*,
+        weather.observed_at as weather_observed_at,
+        weather.temp,
+        weather.dewp,
+        weather.humid,
+        weather.wind_dir,
+        weather.wind_speed,
+        weather.wind_gust,
+        weather.precip,
+        weather.pressure,
+        weather.visib
+    from flights
+    asof left join weather
+        on flights.origin = weather.origin
+        and flights.prediction_ts >= weather.observed_at
+)
+
+select
+    f.flight_id,
+    f.flight_date,
+    f.prediction_ts,
+    f.sched_dep_ts,
+    f.carrier,
+    airlines.carrier_name,
+    f.flight,
+    f.tailnum,
+    f.origin,
+    f.dest,
+    f.route,
+    f.sched_dep_time,
+    f.sched_arr_time,
+    (f.sched_dep_time // 100)::integer as sched_dep_hour,
+    month(f.flight_date)::integer as month,
+    isodow(f.flight_date)::integer as day_of_week,
+    f.distance,
+    planes.plane_year,
+    planes.plane_type,
+    planes.plane_engines,
+    planes.plane_seats,
+    dest_airport.lat as dest_lat,
+    dest_airport.lon as dest_lon,
+    dest_airport.alt as dest_alt,
+    case when weather_age.minutes <= {{ var('max_weather_age_minutes') }} then weather_age.minutes end
+        as weather_age_minutes,
+    {%- for column in ['temp', 'dewp', 'humid', 'wind_dir', 'wind_speed', 'wind_gust', 'precip', 'pressure', 'visib'] %}
+    case when weather_age.minutes <= {{ var('max_weather_age_minutes') }} then f.{{ column }} end as weather_{{ column }},
+    {%- endfor %}
+    route_history.flights_{{ var('route_history_days') }}d as route_flights_{{ var('route_history_days') }}d,
+    route_history.delay_rate_{{ var('route_history_days') }}d as route_delay_rate_{{ var('route_history_days') }}d,
+    route_history.mean_dep_delay_{{ var('route_history_days') }}d
+        as route_mean_dep_delay_{{ var('route_history_days') }}d,
+    carrier_history.flights_{{ var('carrier_history_days') }}d as carrier_flights_{{ var('carrier_history_days') }}d,
+    carrier_history.delay_rate_{{ var('carrier_history_days') }}d
+        as carrier_delay_rate_{{ var('carrier_history_days') }}d,
+    carrier_history.cancel_rate_{{ var('carrier_history_days') }}d
+        as carrier_cancel_rate_{{ var('carrier_history_days') }}d,
+    origin_history.flights_{{ var('origin_history_days') }}d as origin_flights_{{ var('origin_history_days') }}d,
+    origin_history.delay_rate_{{ var('origin_history_days') }}d as origin_delay_rate_{{ var('origin_history_days') }}d,
+    origin_history.mean_dep_delay_{{ var('origin_history_days') }}d
+        as origin_mean_dep_delay_{{ var('origin_history_days') }}d,
+    f.dep_time,
+    f.dep_delay,
+    f.arr_time,
+    f.arr_delay,
+    f.air_time,
+    f.is_cancelled,
+    f.is_delayed
+from flights_with_weather as f
+cross join lateral (
+    select date_diff('minute', f.weather_observed_at, f.prediction_ts) as minutes
+) as weather_age
+left join {{ ref('stg_planes') }} as planes on f.tailnum = planes.tailnum
+left join {{ ref('stg_airports') }} as dest_airport on f.dest = dest_airport.faa
+left join {{ ref('stg_airlines') }} as airlines on f.carrier = airlines.carrier
+left join {{ ref('route_delay_history') }} as route_history
+    on f.flight_date = route_history.flight_date and f.route = route_history.route
+left join {{ ref('carrier_delay_history') }} as carrier_history
+    on f.flight_date = carrier_history.flight_date and f.carrier = carrier_history.carrier
+left join {{ ref('origin_delay_history') }} as origin_history
+    on f.flight_date = origin_history.flight_date and f.origin = origin_history.origin

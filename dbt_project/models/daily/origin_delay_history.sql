@@ -1,0 +1,1 @@
+{{ trailing_delay_stats('origin', var('origin_history_days')) }}

@@ -1,0 +1,1 @@
+{{ trailing_delay_stats('route', var('route_history_days')) }}

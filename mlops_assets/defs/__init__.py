@@ -1,0 +1,1 @@
+"""Dagster definitions per domain; ``mlops_assets.definitions`` assembles them."""

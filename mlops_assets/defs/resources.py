@@ -1,0 +1,31 @@
+"""Resources per environment, built from the resolved settings."""
+
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from dagster_dbt import DbtCliResource
+
+from mlops_assets.defs.common import LakeResource
+from mlops_assets.defs.transform.project import dbt_project
+from mlops_assets.settings import Settings
+
+
+def _dbt_executable() -> str:
+    # Prefer the dbt installed beside this interpreter, so an un-activated venv (`.venv/bin/dagster dev`) works.
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    # dbt runs as a subprocess that inherits this environment; its profile and sources read these two values.
+    os.environ.update(settings.dbt_env())
+    return {
+        "lake": LakeResource(landing_dir=str(settings.landing_dir), lake_root=settings.lake_root),
+        "dbt": DbtCliResource(
+            project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir), dbt_executable=_dbt_executable()
+        ),
+    }

@@ -1,0 +1,1 @@
+"""Pure logic with no Dagster import: schemas, windows, metrics, drift statistics, IO helpers."""

@@ -1,0 +1,47 @@
+"""Atomic writes: to a temporary sibling first, then an atomic rename, so readers never see half a file."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import uuid
+from pathlib import Path
+
+import fsspec
+import polars as pl
+
+
+def _tmp_sibling(path: str) -> str:
+    head, _, tail = path.rpartition("/")
+    return f"{head}/.{tail}.{uuid.uuid4().hex}.tmp"
+
+
+def write_bytes_atomic(uri: str | Path, payload: bytes) -> None:
+    uri = str(uri)
+    if "://" not in uri:
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_sibling(uri)
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, uri)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return
+    # Object stores have no rename; a single PUT is atomic for readers, which is the property we need.
+    with fsspec.open(uri, "wb") as handle:
+        handle.write(payload)
+
+
+def parquet_bytes(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", statistics=True)
+    return buffer.getvalue()
+
+
+def sha256_hex(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()

@@ -1,0 +1,121 @@
+"""The one place the environment is read.
+
+Every path, URL and address the pipeline uses is resolved here from ``MLOPS_*`` environment variables, with
+embedded defaults for the ``local`` profile (DuckDB, SQLite, local files, local Ray). The ``production`` profile
+requires its service URLs to be set explicitly, so a typo never silently falls back to a laptop default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+Profile = Literal["local", "production"]
+PROFILES: tuple[Profile, ...] = ("local", "production")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+FEATURE_REPO_DIR = PACKAGE_ROOT / "feature_repo"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+def _is_url(location: str) -> bool:
+    return "://" in location and not location.startswith("file://")
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile: Profile
+    data_dir: Path
+    landing_dir: Path
+    lake_root: str
+    duckdb_path: Path
+    mlflow_tracking_uri: str
+    mlflow_registry_uri: str
+    mlflow_artifact_root: str
+    registered_model_name: str
+    feast_repo_dir: Path
+    feast_registry_path: str
+    feast_online_store: str
+    ray_address: str
+    partitions_start: date
+    partitions_end: date
+    prediction_lead_minutes: int
+    dbt_project_dir: Path = field(default=DBT_PROJECT_DIR)
+
+    @property
+    def lake_is_local(self) -> bool:
+        return not _is_url(self.lake_root)
+
+    def raw_table_uri(self, table: str) -> str:
+        return f"{self.lake_root.rstrip('/')}/raw/{table}"
+
+    def dbt_env(self) -> dict[str, str]:
+        """Variables the dbt profile and sources read (dbt runs as a subprocess)."""
+        return {"MLOPS_DUCKDB_PATH": str(self.duckdb_path), "MLOPS_LAKE_ROOT": self.lake_root}
+
+
+def _parse_date(name: str, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={value!r} is not a date; use YYYY-MM-DD, e.g. {name}=2013-01-01") from exc
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Resolve settings from ``environ`` (default: the process environment)."""
+    env = dict(os.environ if environ is None else environ)
+    profile = env.get("MLOPS_PROFILE", "local")
+    if profile not in PROFILES:
+        raise SettingsError(f"MLOPS_PROFILE={profile!r} is not a profile; use one of {', '.join(PROFILES)}")
+
+    data_dir = Path(env.get("MLOPS_DATA_DIR", str(REPO_ROOT / "data"))).expanduser().resolve()
+
+    def required_in_production(name: str, local_default: str) -> str:
+        value = env.get(name)
+        if value:
+            return value
+        if profile == "production":
+            raise SettingsError(f"{name} must be set when MLOPS_PROFILE=production (e.g. {name}=<url>)")
+        return local_default
+
+    lake_root = required_in_production("MLOPS_LAKE_ROOT", str(data_dir / "lake"))
+    if lake_root.startswith("file://"):
+        lake_root = lake_root.removeprefix("file://")
+    start = _parse_date("MLOPS_PARTITIONS_START", env.get("MLOPS_PARTITIONS_START", "2013-01-01"))
+    end = _parse_date("MLOPS_PARTITIONS_END", env.get("MLOPS_PARTITIONS_END", "2013-12-31"))
+    if end < start:
+        raise SettingsError(f"MLOPS_PARTITIONS_END={end} is before MLOPS_PARTITIONS_START={start}")
+    lead = env.get("MLOPS_PREDICTION_LEAD_MINUTES", "60")
+    if not lead.isdigit():
+        raise SettingsError(f"MLOPS_PREDICTION_LEAD_MINUTES={lead!r} must be a whole number of minutes")
+
+    mlflow_tracking_uri = required_in_production(
+        "MLOPS_MLFLOW_TRACKING_URI", f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
+    )
+    return Settings(
+        profile=profile,  # type: ignore[arg-type]
+        data_dir=data_dir,
+        landing_dir=Path(env.get("MLOPS_LANDING_DIR", str(data_dir / "landing"))).expanduser().resolve(),
+        lake_root=lake_root,
+        duckdb_path=Path(env.get("MLOPS_DUCKDB_PATH", str(data_dir / "warehouse.duckdb"))).expanduser().resolve(),
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        mlflow_registry_uri=env.get("MLOPS_MLFLOW_REGISTRY_URI", mlflow_tracking_uri),
+        mlflow_artifact_root=env.get("MLOPS_MLFLOW_ARTIFACT_ROOT", str(data_dir / "mlflow" / "artifacts")),
+        registered_model_name=env.get("MLOPS_REGISTERED_MODEL", "flight_delay"),
+        feast_repo_dir=FEATURE_REPO_DIR,
+        feast_registry_path=env.get("MLOPS_FEAST_REGISTRY", str(data_dir / "feast" / "registry.db")),
+        feast_online_store=required_in_production(
+            "MLOPS_FEAST_ONLINE_STORE", f"sqlite:///{data_dir / 'feast' / 'online.db'}"
+        ),
+        ray_address=env.get("MLOPS_RAY_ADDRESS", env.get("RAY_ADDRESS", "local")),
+        partitions_start=start,
+        partitions_end=end,
+        prediction_lead_minutes=int(lead),
+    )
