@@ -27,6 +27,35 @@ def _land(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    """Fail when any asset was never materialised or the latest evaluation of any asset check failed."""
+    import dagster as dg
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+    from mlops_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    selected = dg.AssetSelection.from_string(args.select).resolve(graph)
+    with dg.DagsterInstance.get() as instance:
+        missing = sorted(k.to_user_string() for k in selected if instance.get_latest_materialization_event(k) is None)
+        check_keys = [key for key in graph.asset_check_keys if key.asset_key in selected]
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
+    failed = sorted(
+        key.to_user_string()
+        for key, record in latest.items()
+        if record.status == AssetCheckExecutionRecordStatus.FAILED
+    )
+    print(
+        f"{len(selected) - len(missing)}/{len(selected)} assets materialised; "
+        f"{len(latest)} checks evaluated, {len(failed)} failed"
+    )
+    for name in missing:
+        print(f"  not materialised: {name}")
+    for name in failed:
+        print(f"  check failed:     {name}")
+    return 1 if missing or failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -34,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     land.add_argument("start", type=date.fromisoformat, help="first day, YYYY-MM-DD")
     land.add_argument("--to", type=date.fromisoformat, help="last day (inclusive), YYYY-MM-DD")
     land.set_defaults(handler=_land)
+    verify = commands.add_parser("verify", help="fail if a selected asset is unmaterialised or a check failed")
+    verify.add_argument("--select", default="*", help="Dagster asset selection (default: every asset)")
+    verify.set_defaults(handler=_verify)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -2,13 +2,21 @@
     window, the flights of the `window_days` days strictly before it. The day itself is never included, so a
     feature can only see outcomes that were known before the flight's day began. -#}
 {% macro trailing_delay_stats(entity_column, window_days) %}
-with target_days as (
+select
+    target_days.flight_date,
+    '{{ entity_column }}' as entity_type,
+    target_days.{{ entity_column }} as entity,
+    {{ window_days }} as window_days,
+    coalesce(sum(daily.flights), 0)::integer as flights,
+    sum(daily.delayed) / nullif(sum(daily.flights), 0) as delay_rate,
+    sum(daily.cancelled) / nullif(sum(daily.flights), 0) as cancel_rate,
+    sum(daily.dep_delay_sum) / nullif(sum(daily.dep_delay_count), 0) as mean_dep_delay
+from (
     select distinct flight_date, {{ entity_column }}
     from {{ ref('stg_flights') }}
     where {{ partition_window('flight_date') }}
-),
-
-daily as (
+) as target_days
+left join (
     select
         {{ entity_column }},
         flight_date,
@@ -20,17 +28,7 @@ daily as (
     from {{ ref('stg_flights') }}
     where {{ partition_window('flight_date', window_days + 1) }}
     group by all
-)
-
-select
-    target_days.flight_date,
-    target_days.{{ entity_column }},
-    coalesce(sum(daily.flights), 0)::integer as flights_{{ window_days }}d,
-    sum(daily.delayed) / nullif(sum(daily.flights), 0) as delay_rate_{{ window_days }}d,
-    sum(daily.cancelled) / nullif(sum(daily.flights), 0) as cancel_rate_{{ window_days }}d,
-    sum(daily.dep_delay_sum) / nullif(sum(daily.dep_delay_count), 0) as mean_dep_delay_{{ window_days }}d
-from target_days
-left join daily
+) as daily
     on daily.{{ entity_column }} = target_days.{{ entity_column }}
     and daily.flight_date >= target_days.flight_date - {{ window_days }}
     and daily.flight_date < target_days.flight_date

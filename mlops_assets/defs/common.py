@@ -1,6 +1,5 @@
 """Cross-domain Dagster building blocks: partitions, freshness policies, the settings resource."""
 
-
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +16,11 @@ daily_partitions = dg.DailyPartitionsDefinition(
     end_date=(SETTINGS.partitions_end + timedelta(days=1)).isoformat(),
     timezone=NEW_YORK,
 )
+
+# Every daily-partitioned asset carries this tag (dbt models get it from their `daily` tag), so `tag:daily`
+# selects the partitioned chain. Every asset, partitioned or not, has a single-run backfill policy, so
+# `dagster asset materialize --select '*' --partition-range A...B` runs the whole pipeline as one run.
+DAILY_TAG = {"daily": ""}
 
 # Daily data is expected every day; a day of slack covers a late upstream delivery before the check fails.
 DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=48), warn_window=timedelta(hours=26))

@@ -1,6 +1,5 @@
 """Resources per environment, built from the resolved settings."""
 
-
 import os
 import shutil
 import sys
@@ -26,6 +25,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     return {
         "lake": LakeResource(landing_dir=str(settings.landing_dir), lake_root=settings.lake_root),
         "dbt": DbtCliResource(
-            project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir), dbt_executable=_dbt_executable()
+            project_dir=dbt_project,
+            profiles_dir=str(dbt_project.project_dir),
+            dbt_executable=_dbt_executable(),
         ),
     }

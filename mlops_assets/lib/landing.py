@@ -51,10 +51,13 @@ def land_days(landing_dir: Path, start: date, end: date) -> list[LandedFile]:
     for table in DAILY_TABLES:
         source = read_source_table(table)
         by_day = source.with_columns(
-            pl.date(pl.col("year").cast(pl.Int32), pl.col("month").cast(pl.Int32), pl.col("day").cast(pl.Int32))
-            .alias("_day")
+            pl.date(pl.col("year").cast(pl.Int32), pl.col("month").cast(pl.Int32), pl.col("day").cast(pl.Int32)).alias(
+                "_day"
+            )
         ).filter(pl.col("_day").is_between(start, end))
-        rows_by_day = {key[0]: rows for key, rows in by_day.partition_by("_day", as_dict=True, include_key=False).items()}
+        rows_by_day = {
+            key[0]: rows for key, rows in by_day.partition_by("_day", as_dict=True, include_key=False).items()
+        }
         empty = source.clear()
         for day in days:
             # A day without rows still gets a header-only file: upstream delivered, there was just nothing to say.

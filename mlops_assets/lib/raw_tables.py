@@ -83,7 +83,17 @@ RAW_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 
 # Columns that must be present on every row; everything else may be missing (cancelled flights, gaps in weather).
 REQUIRED_VALUES: dict[str, tuple[str, ...]] = {
-    "flights": ("year", "month", "day", "sched_dep_time", "sched_arr_time", "carrier", "flight", "origin", "dest"),
+    "flights": (
+        "year",
+        "month",
+        "day",
+        "sched_dep_time",
+        "sched_arr_time",
+        "carrier",
+        "flight",
+        "origin",
+        "dest",
+    ),
     "weather": ("origin", "year", "month", "day", "hour", "time_hour"),
     "planes": ("tailnum",),
     "airports": ("faa",),

@@ -65,19 +65,13 @@ select
     {%- for column in ['temp', 'dewp', 'humid', 'wind_dir', 'wind_speed', 'wind_gust', 'precip', 'pressure', 'visib'] %}
     case when weather_age.minutes <= {{ var('max_weather_age_minutes') }} then f.{{ column }} end as weather_{{ column }},
     {%- endfor %}
-    route_history.flights_{{ var('route_history_days') }}d as route_flights_{{ var('route_history_days') }}d,
-    route_history.delay_rate_{{ var('route_history_days') }}d as route_delay_rate_{{ var('route_history_days') }}d,
-    route_history.mean_dep_delay_{{ var('route_history_days') }}d
-        as route_mean_dep_delay_{{ var('route_history_days') }}d,
-    carrier_history.flights_{{ var('carrier_history_days') }}d as carrier_flights_{{ var('carrier_history_days') }}d,
-    carrier_history.delay_rate_{{ var('carrier_history_days') }}d
-        as carrier_delay_rate_{{ var('carrier_history_days') }}d,
-    carrier_history.cancel_rate_{{ var('carrier_history_days') }}d
-        as carrier_cancel_rate_{{ var('carrier_history_days') }}d,
-    origin_history.flights_{{ var('origin_history_days') }}d as origin_flights_{{ var('origin_history_days') }}d,
-    origin_history.delay_rate_{{ var('origin_history_days') }}d as origin_delay_rate_{{ var('origin_history_days') }}d,
-    origin_history.mean_dep_delay_{{ var('origin_history_days') }}d
-        as origin_mean_dep_delay_{{ var('origin_history_days') }}d,
+    {%- for entity in ['route', 'carrier', 'origin'] %}
+    {%- set days = var(entity ~ '_history_days') %}
+    {{ entity }}_history.flights as {{ entity }}_flights_{{ days }}d,
+    {{ entity }}_history.delay_rate as {{ entity }}_delay_rate_{{ days }}d,
+    {{ entity }}_history.cancel_rate as {{ entity }}_cancel_rate_{{ days }}d,
+    {{ entity }}_history.mean_dep_delay as {{ entity }}_mean_dep_delay_{{ days }}d,
+    {%- endfor %}
     f.dep_time,
     f.dep_delay,
     f.arr_time,
@@ -92,9 +86,9 @@ cross join lateral (
 left join {{ ref('stg_planes') }} as planes on f.tailnum = planes.tailnum
 left join {{ ref('stg_airports') }} as dest_airport on f.dest = dest_airport.faa
 left join {{ ref('stg_airlines') }} as airlines on f.carrier = airlines.carrier
-left join {{ ref('route_delay_history') }} as route_history
-    on f.flight_date = route_history.flight_date and f.route = route_history.route
-left join {{ ref('carrier_delay_history') }} as carrier_history
-    on f.flight_date = carrier_history.flight_date and f.carrier = carrier_history.carrier
-left join {{ ref('origin_delay_history') }} as origin_history
-    on f.flight_date = origin_history.flight_date and f.origin = origin_history.origin
+{%- for entity in ['route', 'carrier', 'origin'] %}
+left join {{ ref('delay_history') }} as {{ entity }}_history
+    on f.flight_date = {{ entity }}_history.flight_date
+    and {{ entity }}_history.entity_type = '{{ entity }}'
+    and f.{{ entity }} = {{ entity }}_history.entity
+{%- endfor %}

@@ -1,5 +1,3 @@
-{{ config(tags=["daily"]) }}
-
 -- One row per scheduled flight, New York local times. Cancelled or diverted flights have no arrival delay: they
 -- count as delayed (label 1), because the passenger's outcome is at least as bad as a 15-minute delay.
 select

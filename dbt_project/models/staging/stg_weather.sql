@@ -1,5 +1,3 @@
-{{ config(tags=["daily"]) }}
-
 -- Hourly observations stamped with their New York local hour, the clock the flight schedule uses.
 select
     origin,

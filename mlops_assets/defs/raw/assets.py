@@ -1,11 +1,16 @@
 """Raw tables: each landed file is schema-checked and written to the Parquet lake, one partition per day."""
 
-
 from datetime import date
 
 import dagster as dg
 
-from mlops_assets.defs.common import DAILY_FRESHNESS, DIMENSION_FRESHNESS, LakeResource, daily_partitions
+from mlops_assets.defs.common import (
+    DAILY_FRESHNESS,
+    DAILY_TAG,
+    DIMENSION_FRESHNESS,
+    LakeResource,
+    daily_partitions,
+)
 from mlops_assets.lib.io import parquet_bytes, sha256_hex, write_bytes_atomic
 from mlops_assets.lib.raw_tables import (
     RAW_SCHEMAS,
@@ -20,9 +25,7 @@ RAW_GROUP = "raw"
 
 
 def _column_schema(table: str) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in RAW_SCHEMAS[table].items()]
-    )
+    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in RAW_SCHEMAS[table].items()])
 
 
 def _ingest_file(lake: LakeResource, table: str, day: date | None, asset_label: str) -> dict[str, object]:
@@ -62,6 +65,7 @@ def _daily_raw_asset(table: str) -> dg.AssetsDefinition:
                 group_name=RAW_GROUP,
                 description=f"Landed {table} rows of one New York day, typed and stored as Parquet.",
                 kinds={"polars", "parquet"},
+                tags=DAILY_TAG,
                 freshness_policy=DAILY_FRESHNESS,
                 metadata={"dagster/column_schema": _column_schema(table)},
             )
@@ -99,17 +103,26 @@ def _daily_raw_asset(table: str) -> dg.AssetsDefinition:
 def _dimension_raw_asset(table: str) -> dg.AssetsDefinition:
     key = dg.AssetKey(["raw", table])
 
-    @dg.asset(
-        key=key,
-        group_name=RAW_GROUP,
-        description=f"The {table} dimension as last landed, typed and stored as Parquet.",
-        kinds={"polars", "parquet"},
-        freshness_policy=DIMENSION_FRESHNESS,
-        metadata={"dagster/column_schema": _column_schema(table)},
+    # A multi_asset (not @asset) so that a single-run backfill policy can be set without a Beta warning: ranges
+    # that include the dimensions then still run as one run from the CLI.
+    @dg.multi_asset(
+        name=f"raw_{table}",
+        specs=[
+            dg.AssetSpec(
+                key,
+                group_name=RAW_GROUP,
+                description=f"The {table} dimension as last landed, typed and stored as Parquet.",
+                kinds={"polars", "parquet"},
+                freshness_policy=DIMENSION_FRESHNESS,
+                metadata={"dagster/column_schema": _column_schema(table)},
+            )
+        ],
+        backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def _asset(lake: LakeResource) -> dg.MaterializeResult:
         stats = _ingest_file(lake, table, None, f"asset {key.to_user_string()}")
         return dg.MaterializeResult(
+            asset_key=key,
             data_version=dg.DataVersion(str(stats["sha256"])),
             metadata={
                 "dagster/row_count": stats["rows"],

@@ -1,6 +1,5 @@
 """Landing sensor: a newly landed (or re-landed) file requests the matching raw partition."""
 
-
 import json
 from datetime import date
 

@@ -1,0 +1,8 @@
+"""Transform domain: the dbt project (staging, enriched flights, point-in-time delay history)."""
+
+import dagster as dg
+
+from mlops_assets.defs.transform.assets import build_transform_assets
+from mlops_assets.defs.transform.project import dbt_project
+
+defs = dg.Definitions(assets=build_transform_assets(dbt_project))

@@ -4,7 +4,6 @@ An analyst's new model appears here with no Python change: models tagged ``daily
 everything else the unpartitioned one. dbt tests become asset checks.
 """
 
-
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -57,6 +56,7 @@ def build_transform_assets(project: DbtProject) -> list[dg.AssetsDefinition]:
         manifest=project.manifest_path,
         project=project,
         exclude=DAILY_SELECTOR,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         dagster_dbt_translator=TransformTranslator(daily=False),
         name="dbt_dimension_models",
     )

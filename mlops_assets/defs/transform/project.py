@@ -1,6 +1,5 @@
 """The dbt project as Dagster sees it; `dagster-dbt project prepare-and-package --file` points here."""
 
-
 from dagster_dbt import DbtProject
 
 from mlops_assets.settings import DBT_PROJECT_DIR

@@ -1,1 +1,0 @@
-{{ trailing_delay_stats('carrier', var('carrier_history_days')) }}

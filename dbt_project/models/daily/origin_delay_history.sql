@@ -1,1 +1,0 @@
-{{ trailing_delay_stats('origin', var('origin_history_days')) }}

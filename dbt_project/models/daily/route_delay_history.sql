@@ -1,1 +1,0 @@
-{{ trailing_delay_stats('route', var('route_history_days')) }}

@@ -1,0 +1,85 @@
+"""Shared fixtures: every test writes under one temporary data dir, set before the package is imported."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+# Settings are resolved when mlops_assets.defs is first imported, so the environment is set at collection time.
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="mlops_assets_tests_"))
+os.environ["MLOPS_DATA_DIR"] = str(_SESSION_DIR / "data")
+os.environ["DAGSTER_HOME"] = str(_SESSION_DIR / "dagster_home")
+for _name in ("MLOPS_PROFILE", "MLOPS_LAKE_ROOT", "MLOPS_LANDING_DIR", "MLOPS_DUCKDB_PATH"):
+    os.environ.pop(_name, None)
+# dbt and other console scripts of this interpreter's environment must be found even when it is not activated.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+os.environ.setdefault("FEAST_USAGE", "False")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+(_SESSION_DIR / "dagster_home").mkdir(parents=True, exist_ok=True)
+(_SESSION_DIR / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+
+# The warehouse fixture covers these days: enough history for the 28-day trailing statistics.
+WAREHOUSE_START = date(2013, 1, 1)
+WAREHOUSE_END = date(2013, 2, 14)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """A landed, ingested and dbt-transformed slice of real data, shared read-only by the tests."""
+
+    data_dir: Path
+    duckdb_path: Path
+    lake_root: Path
+    landing_dir: Path
+    start: date
+    end: date
+
+
+@pytest.fixture(scope="session")
+def dagster_instance() -> Iterator[object]:
+    import dagster as dg
+
+    with dg.instance_for_test(temp_dir=str(_SESSION_DIR / "dagster_home")) as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def warehouse(dagster_instance: object) -> Warehouse:
+    """Land real days, then materialise raw + dbt over them in one single-run backfill (in-process)."""
+    from mlops_assets.definitions import defs
+    from mlops_assets.defs.common import SETTINGS
+    from mlops_assets.lib.landing import land_days
+    from mlops_assets_tests.helpers import materialize_range
+
+    land_days(SETTINGS.landing_dir, WAREHOUSE_START, WAREHOUSE_END)
+    result = materialize_range(
+        defs,
+        dagster_instance,
+        selection="group:raw or group:transform",
+        start=WAREHOUSE_START,
+        end=WAREHOUSE_END,
+    )
+    assert result.success
+    return Warehouse(
+        data_dir=SETTINGS.data_dir,
+        duckdb_path=SETTINGS.duckdb_path,
+        lake_root=Path(SETTINGS.lake_root),
+        landing_dir=SETTINGS.landing_dir,
+        start=WAREHOUSE_START,
+        end=WAREHOUSE_END,
+    )

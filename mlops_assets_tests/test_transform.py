@@ -1,0 +1,120 @@
+"""The dbt project in the asset graph: lineage, checks, point-in-time history, analyst path, idempotent reruns."""
+
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster_dbt import DbtCliResource, DbtProject
+
+from mlops_assets.definitions import defs
+from mlops_assets.defs.transform.assets import build_transform_assets
+from mlops_assets.settings import DBT_PROJECT_DIR
+from mlops_assets_tests.conftest import Warehouse
+from mlops_assets_tests.helpers import materialize_range
+
+RAW_KEYS = {dg.AssetKey(["raw", table]) for table in ("flights", "weather", "planes", "airports", "airlines")}
+
+
+def test_dbt_sources_are_the_raw_assets_and_lineage_connects() -> None:
+    graph = defs.resolve_asset_graph()
+    materializable = set(graph.materializable_asset_keys)
+    assert materializable >= RAW_KEYS
+    # No dbt source dangles as an external asset: every dependency of a dbt model is an asset we materialise.
+    assert {key for key in graph.get_all_asset_keys() if key not in materializable} == set()
+    assert graph.get(dg.AssetKey("stg_flights")).parent_keys == {dg.AssetKey(["raw", "flights"])}
+    enriched_parents = graph.get(dg.AssetKey("flights_enriched")).parent_keys
+    assert {dg.AssetKey(name) for name in ("stg_flights", "stg_weather", "stg_planes", "delay_history")} <= (
+        enriched_parents
+    )
+
+
+def test_dbt_tests_are_asset_checks() -> None:
+    check_keys = {str(key) for key in defs.resolve_asset_graph().asset_check_keys}
+    assert any("flights_enriched" in key and "unique_flights_enriched_flight_id" in key for key in check_keys)
+    assert any("accepted_range" in key for key in check_keys)
+    assert any("unique_combination_delay_history" in key for key in check_keys)
+
+
+def test_every_asset_has_a_freshness_policy() -> None:
+    graph = defs.resolve_asset_graph()
+    missing = [
+        key.to_user_string() for key in graph.materializable_asset_keys if graph.get(key).freshness_policy is None
+    ]
+    assert missing == []
+
+
+def test_history_uses_only_days_strictly_before_the_flight(warehouse: Warehouse) -> None:
+    day = warehouse.end
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+        route, flights, rate = con.execute(
+            "select route, route_flights_28d, route_delay_rate_28d from flights_enriched "
+            "where flight_date = ? and route_flights_28d > 20 limit 1",
+            [day],
+        ).fetchone()
+        expected_flights, expected_rate = con.execute(
+            "select count(*), avg(is_delayed) from stg_flights "
+            "where route = ? and flight_date >= ? and flight_date < ?",
+            [route, day - timedelta(days=28), day],
+        ).fetchone()
+        same_day_included = con.execute(
+            "select count(*) from stg_flights where route = ? and flight_date >= ? and flight_date <= ?",
+            [route, day - timedelta(days=27), day],
+        ).fetchone()[0]
+    assert (flights, round(rate, 9)) == (expected_flights, round(expected_rate, 9))
+    assert same_day_included != flights  # the window would differ if the flight's own day leaked in
+
+
+def test_weather_is_observed_before_prediction_time(warehouse: Warehouse) -> None:
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+        late = con.execute(
+            "select count(*) from flights_enriched where weather_age_minutes < 0 or weather_age_minutes > 180"
+        ).fetchone()[0]
+        with_weather = con.execute("select avg((weather_temp is not null)::int) from flights_enriched").fetchone()[0]
+    assert late == 0
+    assert with_weather > 0.95
+
+
+def test_rebuilding_a_partition_replaces_its_rows(warehouse: Warehouse, dagster_instance) -> None:
+    day = warehouse.start + timedelta(days=3)
+    query = "select count(*), count(distinct flight_id) from flights_enriched where flight_date = ?"
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+        before = con.execute(query, [day]).fetchone()
+    result = materialize_range(defs, dagster_instance, "group:transform", day, day)
+    assert result.success
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+        after = con.execute(query, [day]).fetchone()
+        total_days = con.execute("select count(distinct flight_date) from flights_enriched").fetchone()[0]
+    assert before == after and after[0] == after[1] > 600
+    assert total_days == (warehouse.end - warehouse.start).days + 1
+
+
+def test_analyst_model_joins_the_graph_without_python_changes(tmp_path: Path) -> None:
+    project_dir = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs", ".user.yml"))
+    (project_dir / "models" / "marts").mkdir()
+    (project_dir / "models" / "marts" / "carrier_scorecard.sql").write_text(
+        "select carrier, carrier_name, avg(is_delayed) as delay_rate\n"
+        "from {{ ref('flights_enriched') }}\ngroup by all\n"
+    )
+    project = DbtProject(project_dir=project_dir, profiles_dir=project_dir)
+    project.preparer.prepare(project)
+    analyst_defs = dg.Definitions(
+        assets=build_transform_assets(project), resources={"dbt": DbtCliResource(project_dir=project)}
+    )
+    graph = analyst_defs.resolve_asset_graph()
+    scorecard = graph.get(dg.AssetKey("carrier_scorecard"))
+    assert scorecard.parent_keys == {dg.AssetKey("flights_enriched")}
+    assert scorecard.group_name == "transform"
+    assert scorecard.freshness_policy is not None
+    assert graph.get(dg.AssetKey("flights_enriched")).partitions_def is not None
+
+
+def test_daily_models_are_partitioned_like_the_raw_tables() -> None:
+    graph = defs.resolve_asset_graph()
+    raw_partitions = graph.get(dg.AssetKey(["raw", "flights"])).partitions_def
+    assert raw_partitions is not None
+    assert graph.get(dg.AssetKey("flights_enriched")).partitions_def == raw_partitions
+    assert raw_partitions.get_first_partition_key() == date(2013, 1, 1).isoformat()
+    assert raw_partitions.get_last_partition_key() == date(2013, 12, 31).isoformat()

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything the tests need (project, Redis, deploy validation tools) and runs the whole suite.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/setup.sh
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "==> installing redis-server (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+if [ -x deploy/install-validation-tools.sh ] || [ -f deploy/install-validation-tools.sh ]; then
+  bash deploy/install-validation-tools.sh
+fi
+ruff check mlops_assets mlops_assets_tests benchmarks
+ruff format --check mlops_assets mlops_assets_tests benchmarks
+set +e
+python -m pytest -p no:cacheprovider "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: failing" >&2
+  exit 1
+fi
+exit "$status"
