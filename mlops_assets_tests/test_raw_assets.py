@@ -18,7 +18,11 @@ FLIGHTS_KEY = dg.AssetKey(["raw", "flights"])
 @pytest.fixture
 def lake(tmp_path: Path) -> LakeResource:
     land_days(tmp_path / "landing", DAY, DAY)
-    return LakeResource(landing_dir=str(tmp_path / "landing"), lake_root=str(tmp_path / "lake"))
+    return LakeResource(
+        landing_dir=str(tmp_path / "landing"),
+        lake_root=str(tmp_path / "lake"),
+        warehouse_path=str(tmp_path / "w.duckdb"),
+    )
 
 
 def _materialize(lake: LakeResource, instance: dg.DagsterInstance, raise_on_error: bool = True):
@@ -103,7 +107,11 @@ def test_bad_landed_file_fails_the_partition_and_keeps_the_lake(lake: LakeResour
 
 
 def test_missing_landing_file_says_how_to_land_it(tmp_path: Path) -> None:
-    lake = LakeResource(landing_dir=str(tmp_path / "landing"), lake_root=str(tmp_path / "lake"))
+    lake = LakeResource(
+        landing_dir=str(tmp_path / "landing"),
+        lake_root=str(tmp_path / "lake"),
+        warehouse_path=str(tmp_path / "w.duckdb"),
+    )
     with dg.instance_for_test() as instance:
         result = _materialize(lake, instance, raise_on_error=False)
     failure = next(event for event in result.all_events if event.is_step_failure)

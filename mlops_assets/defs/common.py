@@ -29,10 +29,11 @@ DIMENSION_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=
 
 
 class LakeResource(dg.ConfigurableResource):
-    """Where landed files are read and the Parquet lake is written."""
+    """Where landed files are read, the Parquet lake is written, and the dbt warehouse is read."""
 
     landing_dir: str
     lake_root: str
+    warehouse_path: str
 
     def landing_path(self) -> Path:
         return Path(self.landing_dir)

@@ -23,7 +23,11 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     # dbt runs as a subprocess that inherits this environment; its profile and sources read these two values.
     os.environ.update(settings.dbt_env())
     return {
-        "lake": LakeResource(landing_dir=str(settings.landing_dir), lake_root=settings.lake_root),
+        "lake": LakeResource(
+            landing_dir=str(settings.landing_dir),
+            lake_root=settings.lake_root,
+            warehouse_path=str(settings.duckdb_path),
+        ),
         "dbt": DbtCliResource(
             project_dir=dbt_project,
             profiles_dir=str(dbt_project.project_dir),
