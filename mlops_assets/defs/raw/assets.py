@@ -28,6 +28,18 @@ def _column_schema(table: str) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in RAW_SCHEMAS[table].items()])
 
 
+def _raw_spec(table: str, description: str, daily: bool) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        ["raw", table],
+        group_name=RAW_GROUP,
+        description=description,
+        kinds={"polars", "parquet"},
+        tags=DAILY_TAG if daily else None,
+        freshness_policy=DAILY_FRESHNESS if daily else DIMENSION_FRESHNESS,
+        metadata={"dagster/column_schema": _column_schema(table)},
+    )
+
+
 def _ingest_file(lake: LakeResource, table: str, day: date | None, asset_label: str) -> dict[str, object]:
     path = landed_file_path(lake.landing_path(), table, day)
     if not path.exists():
@@ -59,17 +71,7 @@ def _daily_raw_asset(table: str) -> dg.AssetsDefinition:
 
     @dg.multi_asset(
         name=f"raw_{table}",
-        specs=[
-            dg.AssetSpec(
-                key,
-                group_name=RAW_GROUP,
-                description=f"Landed {table} rows of one New York day, typed and stored as Parquet.",
-                kinds={"polars", "parquet"},
-                tags=DAILY_TAG,
-                freshness_policy=DAILY_FRESHNESS,
-                metadata={"dagster/column_schema": _column_schema(table)},
-            )
-        ],
+        specs=[_raw_spec(table, f"Landed {table} rows of one New York day, typed and stored as Parquet.", daily=True)],
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
@@ -107,16 +109,7 @@ def _dimension_raw_asset(table: str) -> dg.AssetsDefinition:
     # that include the dimensions then still run as one run from the CLI.
     @dg.multi_asset(
         name=f"raw_{table}",
-        specs=[
-            dg.AssetSpec(
-                key,
-                group_name=RAW_GROUP,
-                description=f"The {table} dimension as last landed, typed and stored as Parquet.",
-                kinds={"polars", "parquet"},
-                freshness_policy=DIMENSION_FRESHNESS,
-                metadata={"dagster/column_schema": _column_schema(table)},
-            )
-        ],
+        specs=[_raw_spec(table, f"The {table} dimension as last landed, typed and stored as Parquet.", daily=False)],
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def _asset(lake: LakeResource) -> dg.MaterializeResult:
