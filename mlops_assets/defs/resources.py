@@ -9,6 +9,7 @@ from typing import Any
 from dagster_dbt import DbtCliResource
 
 from mlops_assets.defs.common import LakeResource
+from mlops_assets.defs.features.resources import FeatureStoreResource
 from mlops_assets.defs.transform.project import dbt_project
 from mlops_assets.settings import Settings
 
@@ -33,4 +34,5 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             profiles_dir=str(dbt_project.project_dir),
             dbt_executable=_dbt_executable(),
         ),
+        "feature_store": FeatureStoreResource.from_settings(settings),
     }

@@ -1,0 +1,213 @@
+"""Features benchmark: pandera validation throughput, Feast materialise of one day, online lookup latency.
+
+    python benchmarks/features.py                                # lands 2013 and builds raw + dbt first (~1 min)
+    python benchmarks/features.py --warehouse path/to/warehouse.duckdb   # reuse a warehouse with the full year
+
+Targets (in-process, SQLite online store): online p99 <= 1 ms (1 entity) and <= 10 ms (100 entities); materialise one
+day <= 1 s. Everything runs in a fresh temporary data dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _build_warehouse(workdir: Path) -> Path:
+    import dagster as dg
+
+    from mlops_assets.definitions import defs
+    from mlops_assets.defs.common import SETTINGS
+    from mlops_assets.lib.landing import land_days
+
+    land_days(SETTINGS.landing_dir, date(2013, 1, 1), date(2013, 12, 31))
+    graph = defs.resolve_asset_graph()
+    keys = dg.AssetSelection.from_string("group:raw or group:transform").resolve(graph)
+    with dg.instance_for_test(temp_dir=str(workdir / "dagster_home")) as instance:
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance,
+            asset_selection=list(keys),
+            tags={
+                "dagster/asset_partition_range_start": "2013-01-01",
+                "dagster/asset_partition_range_end": "2013-12-31",
+            },
+        )
+    assert result.success
+    return SETTINGS.duckdb_path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--warehouse", type=Path, help="an existing DuckDB warehouse with flights_enriched for 2013")
+    parser.add_argument("--lookups", type=int, default=1000, help="online lookups per measurement")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="mlops_features_bench_"))
+    os.environ["MLOPS_DATA_DIR"] = str(workdir / "data")
+    os.environ["DAGSTER_HOME"] = str(workdir / "dagster_home")
+    os.environ["FEAST_USAGE"] = "False"
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    (workdir / "dagster_home").mkdir(parents=True)
+    import logging
+
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    import duckdb
+    import polars as pl
+
+    from mlops_assets.defs.features.resources import FeatureStoreResource
+    from mlops_assets.lib.features import (
+        FEATURE_VIEWS,
+        entity_table_uri,
+        entity_tables,
+        merge_entity_table,
+        prepare_model_rows,
+        validate_features,
+    )
+    from mlops_assets.lib.io import parquet_bytes, write_bytes_atomic
+    from mlops_assets.lib.point_in_time import point_in_time_join
+    from mlops_assets.settings import load_settings
+
+    warehouse = args.warehouse or _build_warehouse(workdir)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        enriched = con.sql("select * from flights_enriched order by flight_date, flight_id").pl()
+    rows: list[tuple[str, str, str, str]] = []
+
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        outcome = validate_features(prepare_model_rows(enriched))
+        timings.append(time.perf_counter() - started)
+    best = min(timings)
+    rows.append(
+        (
+            "validation, full year",
+            f"{enriched.height:,} rows in {best:.2f} s",
+            f"{enriched.height / best:,.0f} rows/s",
+            "-",
+        )
+    )
+    valid = outcome.valid
+
+    spine = valid.select("flight_id", "prediction_ts", "route", "carrier", "origin", "tailnum")
+    tables_all = {
+        spec.name: merge_entity_table(spec, None, t, [])
+        for spec, t in zip(FEATURE_VIEWS, entity_tables(valid).values(), strict=True)
+    }
+    started = time.perf_counter()
+    point_in_time_join(spine, tables_all)
+    rows.append(
+        ("point-in-time ASOF join, full year", f"{spine.height:,} rows", f"{time.perf_counter() - started:.2f} s", "-")
+    )
+
+    settings = load_settings()
+    last_day = date(2013, 12, 31)
+    history = valid.filter(pl.col("flight_date") < last_day)
+    for spec, table in zip(FEATURE_VIEWS, entity_tables(history).values(), strict=True):
+        write_bytes_atomic(
+            entity_table_uri(settings.lake_root, spec.name), parquet_bytes(merge_entity_table(spec, None, table, []))
+        )
+    store = FeatureStoreResource.from_settings(settings)
+    started = time.perf_counter()
+    store.get_store()
+    import_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    store.ensure_applied()
+    rows.append(
+        (
+            "feast import + FeatureStore / apply",
+            f"{import_seconds:.1f} s / {time.perf_counter() - started:.2f} s",
+            "-",
+            "once per process",
+        )
+    )
+    names = [spec.name for spec in FEATURE_VIEWS]
+    started = time.perf_counter()
+    store.materialize(datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 12, 31, tzinfo=UTC), names)
+    rows.append(("materialise Jan 1 .. Dec 30 (catch-up)", "5 views", f"{time.perf_counter() - started:.2f} s", "-"))
+
+    # One day: the feature_store asset's daily work (merge the day's rows into the entity tables, then materialise).
+    day_valid = valid.filter(pl.col("flight_date") == last_day)
+    started = time.perf_counter()
+    fresh = entity_tables(day_valid)
+    for spec in FEATURE_VIEWS:
+        uri = entity_table_uri(settings.lake_root, spec.name)
+        write_bytes_atomic(
+            uri, parquet_bytes(merge_entity_table(spec, pl.read_parquet(uri), fresh[spec.name], [last_day]))
+        )
+    merge_seconds = time.perf_counter() - started
+    day_start = datetime(2013, 12, 31, tzinfo=UTC)
+    samples = []
+    for _ in range(3):
+        started = time.perf_counter()
+        store.materialize(day_start, day_start + timedelta(days=1), names)
+        samples.append(time.perf_counter() - started)
+    day_seconds = statistics.median(samples)
+    rows.append(
+        (
+            "materialise one day (5 views)",
+            f"+ {merge_seconds:.2f} s table merge",
+            f"{day_seconds:.2f} s (median of 3)",
+            "<= 1 s " + ("PASS" if day_seconds <= 1 else "MISS"),
+        )
+    )
+
+    feast_store = store.get_store()
+    latest = day_valid.unique("route")
+    entities_all = latest.select("route", "carrier", "origin", "tailnum").to_dicts()
+    while len(entities_all) < 100:
+        entities_all = entities_all + entities_all
+    one_view = ["route_delay_stats:route_delay_rate_28d", "route_delay_stats:route_flights_28d"]
+    all_views = [f"{spec.name}:{name}" for spec in FEATURE_VIEWS for name in spec.features]
+    for label, features in (("1 view", one_view), ("all 5 views", all_views)):
+        for count, target in ((1, 1.0), (100, 10.0)):
+            entity_rows = entities_all[:count]
+            if label == "1 view":
+                entity_rows = [{"route": row["route"]} for row in entity_rows]
+            else:
+                entity_rows = [
+                    {k: v for k, v in row.items() if v is not None} | {"tailnum": row["tailnum"] or "N0"}
+                    for row in entity_rows
+                ]
+            for _ in range(20):
+                feast_store.get_online_features(features=features, entity_rows=entity_rows)
+            lat = []
+            iterations = args.lookups if count == 1 else max(100, args.lookups // 5)
+            for _ in range(iterations):
+                started = time.perf_counter()
+                feast_store.get_online_features(features=features, entity_rows=entity_rows).to_dict()
+                lat.append((time.perf_counter() - started) * 1000)
+            p50, p99 = _percentile(lat, 0.5), _percentile(lat, 0.99)
+            verdict = f"p99 <= {target:g} ms " + ("PASS" if p99 <= target else "MISS")
+            rows.append(
+                (
+                    f"online lookup, {count} entit{'y' if count == 1 else 'ies'}, {label}",
+                    f"{len(features)} features",
+                    f"p50 {p50:.2f} ms, p99 {p99:.2f} ms",
+                    verdict,
+                )
+            )
+
+    width = [max(len(r[i]) for r in rows) for i in range(4)]
+    header = ("measurement", "size", "measured", "target")
+    width = [max(w, len(h)) for w, h in zip(width, header, strict=True)]
+    print("\n" + " | ".join(h.ljust(w) for h, w in zip(header, width, strict=True)))
+    print("-+-".join("-" * w for w in width))
+    for row in rows:
+        print(" | ".join(c.ljust(w) for c, w in zip(row, width, strict=True)))
+    print(f"\nwarehouse: {warehouse}\nworkdir: {workdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Feast feature repository: entity and feature-view definitions only (Feast imports every module here)."""

@@ -1,0 +1,111 @@
+"""The production-profile online store: a real redis-server on 127.0.0.1, started here and stopped by PID."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from mlops_assets.defs.features.resources import FeatureStoreResource
+from mlops_assets.lib.features import (
+    FEATURE_VIEWS,
+    entity_table_uri,
+    entity_tables,
+    merge_entity_table,
+    prepare_model_rows,
+    validate_features,
+)
+from mlops_assets.lib.io import parquet_bytes, write_bytes_atomic
+from mlops_assets.settings import load_settings
+from mlops_assets_tests.conftest import Warehouse
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def redis_port(tmp_path: Path) -> Iterator[int]:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is not installed: `apt-get install -y redis-server` (scripts/test.sh does this)")
+    port = _free_port()
+    pidfile = tmp_path / "redis.pid"
+    subprocess.run(
+        [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--daemonize", "yes", "--pidfile", str(pidfile), "--dir", str(tmp_path)],
+        check=True,
+    )  # fmt: skip
+    pid = None
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if pidfile.exists() and pidfile.read_text().strip():
+                pid = int(pidfile.read_text().strip())
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                        break
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"redis-server did not start on 127.0.0.1:{port}")
+        yield port
+    finally:
+        if pid is None and pidfile.exists() and pidfile.read_text().strip():
+            pid = int(pidfile.read_text().strip())
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+
+
+def test_production_profile_serves_from_redis(warehouse: Warehouse, redis_port: int, tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "MLOPS_PROFILE": "production",
+            "MLOPS_DATA_DIR": str(tmp_path / "data"),
+            "MLOPS_LAKE_ROOT": str(tmp_path / "lake"),
+            "MLOPS_MLFLOW_TRACKING_URI": "http://127.0.0.1:1",  # required in production; unused here
+            "MLOPS_FEAST_ONLINE_STORE": f"redis://127.0.0.1:{redis_port}/0",
+            "MLOPS_FEAST_REGISTRY": str(tmp_path / "feast" / "registry.db"),
+        }
+    )
+    day = warehouse.end
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+        enriched = con.sql("select * from flights_enriched where flight_date = ?", params=[day]).pl()
+    valid = validate_features(prepare_model_rows(enriched)).valid
+    tables = entity_tables(valid)
+    for spec in FEATURE_VIEWS:
+        merged = merge_entity_table(spec, None, tables[spec.name], [day])
+        write_bytes_atomic(entity_table_uri(settings.lake_root, spec.name), parquet_bytes(merged))
+
+    store = FeatureStoreResource.from_settings(settings)
+    assert store.get_store().config.online_store.type == "redis"
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    store.materialize(start, start + timedelta(days=1), [spec.name for spec in FEATURE_VIEWS])
+
+    route = tables["route_delay_stats"].row(0, named=True)
+    weather = tables["origin_weather"].filter(pl.col("origin") == "JFK").sort("event_ts").row(-1, named=True)
+    online = store.online_features(
+        ["route_delay_stats:route_delay_rate_28d", "origin_weather:weather_temp"],
+        [{"route": route["route"], "origin": "JFK"}],
+    )
+    assert online["route_delay_rate_28d"] == [route["route_delay_rate_28d"]]
+    assert online["weather_temp"] == [weather["weather_temp"]]
+    unknown = store.online_features(["route_delay_stats:route_delay_rate_28d"], [{"route": "XXX-YYY"}])
+    assert unknown["route_delay_rate_28d"] == [None]

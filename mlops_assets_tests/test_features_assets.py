@@ -1,0 +1,158 @@
+"""validated_features + feature_store in real Dagster runs over the warehouse fixture."""
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from mlops_assets.definitions import defs
+from mlops_assets.defs.common import SETTINGS, LakeResource
+from mlops_assets.defs.features import feature_store, validated_features
+from mlops_assets.defs.features.resources import FeatureStoreResource
+from mlops_assets.lib.features import FEATURE_VIEWS, OUTCOME_COLUMNS, entity_table_uri, partition_uri
+from mlops_assets.lib.point_in_time import build_training_frame
+from mlops_assets_tests.conftest import Warehouse
+from mlops_assets_tests.helpers import materialize_range
+
+FEATURES = "group:features"
+
+
+def _metadata(instance, key: str, partition: str) -> dict:
+    event = instance.get_latest_materialization_event(dg.AssetKey(key))
+    assert event is not None
+    return {name: value.value for name, value in event.asset_materialization.metadata.items()}
+
+
+def test_features_graph_wiring() -> None:
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("validated_features")).parent_keys == {dg.AssetKey("flights_enriched")}
+    assert graph.get(dg.AssetKey("feature_store")).parent_keys == {dg.AssetKey("validated_features")}
+    checks = {key.name for key in graph.asset_check_keys if key.asset_key == dg.AssetKey("validated_features")}
+    assert {"invalid_fraction_within_threshold", "unique_flight_id", "no_outcome_columns"} <= checks
+    spec = graph.get(dg.AssetKey("validated_features"))
+    schema = spec.metadata["dagster/column_schema"]
+    names = {column.name for column in schema.columns}
+    assert "distance" in names and not names & set(OUTCOME_COLUMNS)
+
+
+def test_two_days_validate_materialise_and_serve_online(warehouse: Warehouse, dagster_instance) -> None:
+    first, last = warehouse.end - timedelta(days=1), warehouse.end
+    result = materialize_range(defs, dagster_instance, FEATURES, first, last)
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert evaluations and all(e.passed for e in evaluations if e.check_name != "no_rows_quarantined")
+    lake = str(warehouse.lake_root)
+    for day in (first, last):
+        valid = pl.read_parquet(partition_uri(lake, "validated", day))
+        with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+            expected = con.execute("select count(*) from flights_enriched where flight_date = ?", [day]).fetchone()[0]
+        quarantined = pl.read_parquet(partition_uri(lake, "quarantine", day))
+        assert valid.height + quarantined.height == expected
+        assert not set(valid.columns) & set(OUTCOME_COLUMNS)
+    meta = _metadata(dagster_instance, "feature_store", last.isoformat())
+    assert meta["watermark"] == (last + timedelta(days=1)).isoformat() + "T00:00:00"
+
+    # The online store returns the values materialised for the latest day.
+    route_stats = pl.read_parquet(entity_table_uri(lake, "route_delay_stats"))
+    latest = route_stats.filter(pl.col("event_ts").dt.date() == last).row(0, named=True)
+    store = FeatureStoreResource.from_settings(SETTINGS)
+    online = store.online_features(
+        ["route_delay_stats:route_delay_rate_28d", "route_delay_stats:route_flights_28d"],
+        [{"route": latest["route"]}],
+    )
+    assert online["route_delay_rate_28d"][0] == latest["route_delay_rate_28d"]
+    assert online["route_flights_28d"][0] == latest["route_flights_28d"]
+
+    # Re-running an older day re-materialises up to our watermark instead of resetting it; Feast re-apply is a no-op.
+    again = materialize_range(defs, dagster_instance, FEATURES, first, first)
+    assert again.success
+    meta = _metadata(dagster_instance, "feature_store", first.isoformat())
+    assert meta["watermark"] == (last + timedelta(days=1)).isoformat() + "T00:00:00"
+    assert meta["materialized_from"] == first.isoformat() + "T00:00:00"
+    online = store.online_features(["route_delay_stats:route_delay_rate_28d"], [{"route": latest["route"]}])
+    assert online["route_delay_rate_28d"][0] == latest["route_delay_rate_28d"]
+
+    # The training frame for the window has one row per validated flight and the same features.
+    frame = build_training_frame(lake, first, last)
+    validated = pl.concat([pl.read_parquet(partition_uri(lake, "validated", d)) for d in (first, last)])
+    assert frame.height == validated.height
+    joined = frame.join(validated.select("flight_id", "route_delay_rate_28d"), on="flight_id", suffix="_v")
+    assert joined.filter(pl.col("route_delay_rate_28d").ne_missing(pl.col("route_delay_rate_28d_v"))).height == 0
+
+
+def test_all_bad_partition_fails_and_writes_nothing_downstream(warehouse: Warehouse, tmp_path: Path) -> None:
+    day = warehouse.end
+    bad_warehouse = tmp_path / "bad.duckdb"
+    with duckdb.connect(str(bad_warehouse)) as con:
+        con.execute(f"attach '{warehouse.duckdb_path}' as src (read_only)")
+        con.execute(
+            "create table flights_enriched as select * replace (-1.0 as distance) "
+            "from src.flights_enriched where flight_date = ?",
+            [day],
+        )
+        rows = con.execute("select count(*) from flights_enriched").fetchone()[0]
+    lake = tmp_path / "lake"
+    small = dg.Definitions(
+        assets=[validated_features, feature_store],
+        resources={
+            "lake": LakeResource(
+                landing_dir=str(tmp_path / "landing"), lake_root=str(lake), warehouse_path=str(bad_warehouse)
+            ),
+            "feature_store": FeatureStoreResource(
+                repo_dir=str(SETTINGS.feast_repo_dir),
+                registry_path=str(tmp_path / "registry.db"),
+                online_store=f"sqlite:///{tmp_path / 'online.db'}",
+                lake_root=str(lake),
+            ),
+        },
+    )
+    with dg.instance_for_test() as instance:
+        result = materialize_range(small, instance, "*", day, day, raise_on_error=False)
+        assert not result.success
+        failure = next(event for event in result.all_events if event.is_step_failure)
+        message = failure.step_failure_data.user_failure_data.description
+        assert "distance:greater_than(0)" in message and f"{rows}/{rows} rows invalid" in message
+        assert instance.get_latest_materialization_event(dg.AssetKey("validated_features")) is None
+        assert instance.get_latest_materialization_event(dg.AssetKey("feature_store")) is None
+    assert not Path(partition_uri(str(lake), "validated", day)).exists()
+    assert not any(Path(entity_table_uri(str(lake), spec.name)).exists() for spec in FEATURE_VIEWS)
+    assert not (tmp_path / "online.db").exists()
+    quarantine = pl.read_parquet(partition_uri(str(lake), "quarantine", day))
+    assert quarantine.height == rows
+    assert set(quarantine["failed_rules"]) == {"distance:greater_than(0)"}
+
+
+def test_threshold_is_configurable(warehouse: Warehouse, tmp_path: Path) -> None:
+    """One bad row in a day: quarantined under the default 1%, but fails a zero-tolerance run."""
+    day = date.fromisoformat(warehouse.end.isoformat())
+    bad_warehouse = tmp_path / "one_bad.duckdb"
+    with duckdb.connect(str(bad_warehouse)) as con:
+        con.execute(f"attach '{warehouse.duckdb_path}' as src (read_only)")
+        con.execute("create table flights_enriched as select * from src.flights_enriched where flight_date = ?", [day])
+        con.execute(
+            "update flights_enriched set carrier = 'ZZ' where flight_id = (select min(flight_id) from flights_enriched)"
+        )
+    lake = tmp_path / "lake"
+    small = dg.Definitions(
+        assets=[validated_features],
+        resources={
+            "lake": LakeResource(
+                landing_dir=str(tmp_path / "landing"), lake_root=str(lake), warehouse_path=str(bad_warehouse)
+            ),
+        },
+    )
+    job = small.resolve_implicit_global_asset_job_def()
+    with dg.instance_for_test() as instance:
+        ok = job.execute_in_process(instance=instance, partition_key=day.isoformat())
+        assert ok.success
+        quarantine = pl.read_parquet(partition_uri(str(lake), "quarantine", day))
+        assert quarantine["failed_rules"].to_list() == ["carrier:isin"]
+        strict = job.execute_in_process(
+            instance=instance,
+            partition_key=day.isoformat(),
+            run_config={"ops": {"validated_features": {"config": {"max_invalid_fraction": 0.0}}}},
+            raise_on_error=False,
+        )
+        assert not strict.success
