@@ -50,7 +50,7 @@ def test_history_uses_only_days_strictly_before_the_flight(warehouse: Warehouse)
     with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
         route, flights, rate = con.execute(
             "select route, route_flights_28d, route_delay_rate_28d from flights_enriched "
-            "where flight_date = ? and route_flights_28d > 20 limit 1",
+            "where flight_date = ? and route_flights_28d > 20 order by flight_id limit 1",
             [day],
         ).fetchone()
         expected_flights, expected_rate = con.execute(
@@ -58,12 +58,14 @@ def test_history_uses_only_days_strictly_before_the_flight(warehouse: Warehouse)
             "where route = ? and flight_date >= ? and flight_date < ?",
             [route, day - timedelta(days=28), day],
         ).fetchone()
+        # The route flies on ``day`` (the row above is one of its flights), so a window that leaked the flight's own
+        # day in would count strictly more flights: this makes the equality above discriminating.
         same_day_included = con.execute(
             "select count(*) from stg_flights where route = ? and flight_date >= ? and flight_date <= ?",
-            [route, day - timedelta(days=27), day],
+            [route, day - timedelta(days=28), day],
         ).fetchone()[0]
     assert (flights, round(rate, 9)) == (expected_flights, round(expected_rate, 9))
-    assert same_day_included != flights  # the window would differ if the flight's own day leaked in
+    assert same_day_included > flights
 
 
 def test_weather_is_observed_before_prediction_time(warehouse: Warehouse) -> None:
