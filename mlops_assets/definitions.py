@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from mlops_assets.defs import features, raw, transform
+from mlops_assets.defs import features, raw, training, transform
 from mlops_assets.defs.common import SETTINGS
 from mlops_assets.defs.resources import build_resources
 
@@ -17,6 +17,7 @@ defs = dg.Definitions.merge(
     raw.defs,
     transform.defs,
     features.defs,
+    training.defs,
     dg.Definitions(
         sensors=[automation_sensor],
         resources=build_resources(SETTINGS),

@@ -47,6 +47,13 @@ class Settings:
     partitions_start: date
     partitions_end: date
     prediction_lead_minutes: int
+    # Training windows in days (see mlops_assets.lib.windows); they shape the trained model's lineage, so they are
+    # settings rather than run config.
+    train_days: int = 28
+    valid_days: int = 7
+    holdout_days: int = 7
+    # GPU sweeps change where the sweep's pod runs (node selector, toleration, GPU request): fixed at load time.
+    sweep_use_gpu: bool = False
     dbt_project_dir: Path = field(default=DBT_PROJECT_DIR)
 
     @property
@@ -66,6 +73,20 @@ def _parse_date(name: str, value: str) -> date:
         return date.fromisoformat(value)
     except ValueError as exc:
         raise SettingsError(f"{name}={value!r} is not a date; use YYYY-MM-DD, e.g. {name}=2013-01-01") from exc
+
+
+def _positive_days(env: dict[str, str], name: str, default: int) -> int:
+    value = env.get(name, str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise SettingsError(f"{name}={value!r} must be a positive whole number of days, e.g. {name}={default}")
+    return int(value)
+
+
+def _flag(env: dict[str, str], name: str) -> bool:
+    value = env.get(name, "false").strip().lower()
+    if value not in {"true", "false", "1", "0", "yes", "no"}:
+        raise SettingsError(f"{name}={value!r} must be true or false")
+    return value in {"true", "1", "yes"}
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -118,4 +139,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         partitions_start=start,
         partitions_end=end,
         prediction_lead_minutes=int(lead),
+        train_days=_positive_days(env, "MLOPS_TRAIN_DAYS", 28),
+        valid_days=_positive_days(env, "MLOPS_VALID_DAYS", 7),
+        holdout_days=_positive_days(env, "MLOPS_HOLDOUT_DAYS", 7),
+        sweep_use_gpu=_flag(env, "MLOPS_SWEEP_USE_GPU"),
     )

@@ -83,3 +83,29 @@ def warehouse(dagster_instance: object) -> Warehouse:
         start=WAREHOUSE_START,
         end=WAREHOUSE_END,
     )
+
+
+# The trained-model tests train the week of 2013-02-11: four training weeks and one validation week before it.
+TRAINING_PARTITION = "2013-02-11"
+FEATURES_START = date(2013, 1, 7)
+FEATURES_END = date(2013, 2, 10)
+
+
+@pytest.fixture(scope="session")
+def feature_lake(warehouse: Warehouse, dagster_instance: object) -> Warehouse:
+    """Validated features and the Feast entity tables for the training and validation days of TRAINING_PARTITION."""
+    from mlops_assets.definitions import defs
+    from mlops_assets_tests.helpers import materialize_range
+
+    result = materialize_range(defs, dagster_instance, "group:features", FEATURES_START, FEATURES_END)
+    assert result.success
+    return warehouse
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[None]:
+    """One local Ray for the whole session: sweeps reuse it instead of paying Ray's start-up each time."""
+    from mlops_assets.lib.sweep import ray_session
+
+    with ray_session("local", num_cpus=2):
+        yield

@@ -10,6 +10,7 @@ from dagster_dbt import DbtCliResource
 
 from mlops_assets.defs.common import LakeResource
 from mlops_assets.defs.features.resources import FeatureStoreResource
+from mlops_assets.defs.training.resources import MlflowTracking
 from mlops_assets.defs.transform.project import dbt_project
 from mlops_assets.settings import Settings
 
@@ -35,4 +36,5 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             dbt_executable=_dbt_executable(),
         ),
         "feature_store": FeatureStoreResource.from_settings(settings),
+        "mlflow_tracking": MlflowTracking.from_settings(settings),
     }

@@ -1,0 +1,349 @@
+"""trained_model: a weekly LightGBM candidate, tuned by a Ray Tune sweep, tracked in MLflow, registered as challenger.
+
+Cadence: weekly partitions (Monday to Sunday, New York). A day of new flights barely moves a model trained on four
+weeks, and a sweep costs minutes; weekly retraining follows the data's weekly rhythm and gives each model a full
+week of holdout that the evaluation scores it on. Drift detected in between triggers a retrain through the drift
+sensor, not the calendar.
+
+Windows (days, settings ``MLOPS_TRAIN_DAYS`` / ``MLOPS_VALID_DAYS`` / ``MLOPS_HOLDOUT_DAYS``, see
+:mod:`mlops_assets.lib.windows`): the holdout is the partition's own week and is never read here; validation (early
+stopping, model selection) is the week before it and training the four weeks before that. The asset's dependency on
+the daily features covers exactly the train and validation days, so lineage shows what a model was trained on.
+"""
+
+import hashlib
+import json
+import math
+import time
+from datetime import date, timedelta
+
+import dagster as dg
+import mlflow
+import polars as pl
+from mlflow.models import infer_signature
+from pydantic import Field
+
+from mlops_assets.defs.common import NEW_YORK, SETTINGS, LakeResource
+from mlops_assets.defs.features.assets import FEATURE_STORE_KEY
+from mlops_assets.defs.features.checks import VALIDATED_KEY
+from mlops_assets.defs.training.resources import MlflowTracking
+from mlops_assets.lib.boosting import concat_model_data, model_sha256, refit, training_params
+from mlops_assets.lib.features import PARTITION_COLUMN
+from mlops_assets.lib.point_in_time import build_training_frame
+from mlops_assets.lib.sweep import DEFAULT_SEARCH_SPACE, SweepSettings, TrialRecord, run_sweep, sample_configs
+from mlops_assets.lib.training import CategoryVocabulary, input_example, model_data, require_both_classes
+from mlops_assets.lib.windows import TrainingWindows, training_windows
+from mlops_assets.settings import Settings
+
+TRAINING_GROUP = "training"
+TRAINED_MODEL_KEY = dg.AssetKey("trained_model")
+CHALLENGER_ALIAS = "challenger"
+CODE_VERSION = "trained_model-v1"
+
+
+def _first_monday_on_or_after(day: date) -> date:
+    return day + timedelta(days=(7 - day.weekday()) % 7)
+
+
+weekly_partitions = dg.WeeklyPartitionsDefinition(
+    start_date=_first_monday_on_or_after(SETTINGS.partitions_start).isoformat(),
+    end_date=(SETTINGS.partitions_end + timedelta(days=1)).isoformat(),
+    day_offset=1,  # weeks start on Monday
+    timezone=NEW_YORK,
+)
+
+
+def _feature_mapping(settings: Settings) -> dg.TimeWindowPartitionMapping:
+    # Offsets are in downstream (weekly) units: from the week holding train_start to the week before the holdout.
+    before = math.ceil((settings.train_days + settings.valid_days + settings.holdout_days) / 7) - 1
+    return dg.TimeWindowPartitionMapping(
+        start_offset=-before,
+        end_offset=-(settings.holdout_days // 7),
+        allow_nonexistent_upstream_partitions=True,
+    )
+
+
+def _k8s_tags(use_gpu: bool) -> dict[str, object]:
+    """Pod resources for this asset's step under the k8s_job_executor (ignored by the local executors)."""
+    container = {"resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}}
+    pod: dict[str, object] = {}
+    if use_gpu:
+        container["resources"]["requests"]["nvidia.com/gpu"] = "1"  # type: ignore[index]
+        container["resources"]["limits"]["nvidia.com/gpu"] = "1"  # type: ignore[index]
+        pod = {
+            "node_selector": {"mlops.example/node-pool": "gpu"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}],
+        }
+    return {"dagster-k8s/config": {"container_config": container, "pod_spec_config": pod}}
+
+
+class SweepConfig(dg.Config):
+    num_samples: int = 16
+    """Trials in the sweep (seeded random search)."""
+    max_concurrent_trials: int = 2
+    cpus_per_trial: int = 1
+    """Cores per trial; LightGBM uses this many threads."""
+    use_gpu: bool = SETTINGS.sweep_use_gpu
+    """Trials request a GPU and LightGBM uses device_type=gpu (OpenCL). Default from MLOPS_SWEEP_USE_GPU."""
+    gpus_per_trial: float = 1.0
+    max_rounds: int = 400
+    early_stopping_rounds: int = 30
+    report_every: int = 10
+    seed: int = 2013
+    fixed_params: dict[str, float] = Field(default_factory=dict)
+    """LightGBM parameters pinned for every trial (they override the sampled values)."""
+
+    def sweep_settings(self) -> SweepSettings:
+        return SweepSettings(
+            num_samples=self.num_samples,
+            max_concurrent_trials=self.max_concurrent_trials,
+            cpus_per_trial=self.cpus_per_trial,
+            use_gpu=self.use_gpu,
+            gpus_per_trial=self.gpus_per_trial,
+            max_rounds=self.max_rounds,
+            early_stopping_rounds=self.early_stopping_rounds,
+            report_every=self.report_every,
+            seed=self.seed,
+        )
+
+
+def _windows(context: dg.AssetExecutionContext) -> TrainingWindows:
+    window = context.partition_time_window
+    windows = training_windows(
+        window.start.date(), window.end.date(), SETTINGS.train_days, SETTINGS.valid_days, SETTINGS.holdout_days
+    )
+    if windows.train_start < SETTINGS.partitions_start:
+        raise dg.Failure(
+            f"trained_model partition {context.partition_key}: the training window starts {windows.train_start}, "
+            f"before the first daily partition {SETTINGS.partitions_start}. Pick a later week (the first trainable "
+            f"week starts on or after {SETTINGS.partitions_start + timedelta(days=SETTINGS.train_days + 7)}) or "
+            "shorten MLOPS_TRAIN_DAYS."
+        )
+    return windows
+
+
+def _upstream_versions(context: dg.AssetExecutionContext, start: date, end: date) -> dict[str, str]:
+    """The data versions of the validated feature days the model trains on; every day must be materialised."""
+    versions: dict[str, str] = {}
+    missing = []
+    day = start
+    while day <= end:
+        record = context.instance.get_latest_data_version_record(VALIDATED_KEY, partition_key=day.isoformat())
+        version = None
+        if record is not None and record.asset_materialization is not None:
+            version = record.asset_materialization.tags.get("dagster/data_version")
+        if version is None:
+            missing.append(day.isoformat())
+        else:
+            versions[day.isoformat()] = version
+        day += timedelta(days=1)
+    if missing:
+        raise dg.Failure(
+            f"trained_model partition {context.partition_key}: validated_features is not materialised for "
+            f"{len(missing)} day(s) of the training window ({missing[0]} .. {missing[-1]}). Materialise them first: "
+            f"dagster asset materialize -m mlops_assets.definitions --select 'validated_features*' "
+            f"--partition-range {missing[0]}...{missing[-1]}"
+        )
+    return versions
+
+
+def _hash(payload: object) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _git_sha() -> str:
+    head = SETTINGS.dbt_project_dir.parent / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            return (head.parent / ref.removeprefix("ref: ")).read_text().strip()
+        return ref
+    except OSError:
+        return "unknown"
+
+
+def _trials_table(trials: list[TrialRecord], top: int = 5) -> dg.TableMetadataValue:
+    ranked = sorted(trials, key=lambda t: (not t.succeeded, -(t.valid_auc or 0.0)))[:top]
+    params = list(DEFAULT_SEARCH_SPACE)
+    return dg.TableMetadataValue(
+        records=[
+            dg.TableRecord(
+                {
+                    "trial": t.trial_id,
+                    "status": t.status,
+                    "valid_auc": round(t.valid_auc, 5) if t.valid_auc is not None else None,
+                    "best_iteration": t.best_iteration,
+                    "rounds": t.rounds,
+                    **{name: t.params.get(name) for name in params},
+                }
+            )
+            for t in ranked
+        ],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn("trial", "string"),
+                dg.TableColumn("status", "string"),
+                dg.TableColumn("valid_auc", "float"),
+                dg.TableColumn("best_iteration", "int"),
+                dg.TableColumn("rounds", "int"),
+                *(dg.TableColumn(name, "float") for name in params),
+            ]
+        ),
+    )
+
+
+@dg.asset(
+    key=TRAINED_MODEL_KEY,
+    group_name=TRAINING_GROUP,
+    partitions_def=weekly_partitions,
+    deps=[
+        dg.AssetDep(VALIDATED_KEY, partition_mapping=_feature_mapping(SETTINGS)),
+        dg.AssetDep(FEATURE_STORE_KEY, partition_mapping=_feature_mapping(SETTINGS)),
+    ],
+    backfill_policy=dg.BackfillPolicy.multi_run(1),
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(days=9), warn_window=timedelta(days=8)),
+    # Monday morning, after the week closed: retrain once its features are in (drift triggers come from a sensor).
+    automation_condition=dg.AutomationCondition.on_cron("0 4 * * 1", cron_timezone=NEW_YORK),
+    op_tags=_k8s_tags(SETTINGS.sweep_use_gpu),
+    code_version=CODE_VERSION,
+    kinds={"lightgbm", "ray", "mlflow"},
+    description="LightGBM candidate tuned by a Ray Tune sweep, registered in MLflow with alias 'challenger'.",
+)
+def trained_model(
+    context: dg.AssetExecutionContext, config: SweepConfig, lake: LakeResource, mlflow_tracking: MlflowTracking
+) -> dg.MaterializeResult:
+    windows = _windows(context)
+    versions = _upstream_versions(context, windows.train_start, windows.valid_end)
+    sweep_settings = config.sweep_settings()
+    context.log.info(
+        f"windows: train {windows.train_start}..{windows.train_end}, valid {windows.valid_start}..{windows.valid_end},"
+        f" holdout {windows.holdout_start}..{windows.holdout_end} (not read here)"
+    )
+
+    frame = build_training_frame(lake.lake_root, windows.train_start, windows.valid_end)
+    train_frame = frame.filter(pl.col(PARTITION_COLUMN) <= windows.train_end)
+    valid_frame = frame.filter(pl.col(PARTITION_COLUMN) >= windows.valid_start)
+    vocabulary = CategoryVocabulary.fit(train_frame)
+    train, valid = model_data(train_frame, vocabulary), model_data(valid_frame, vocabulary)
+    require_both_classes(train, f"training ({windows.train_start}..{windows.train_end})")
+    require_both_classes(valid, f"validation ({windows.valid_start}..{windows.valid_end})")
+    context.log.info(f"training frame: {train.rows} train rows, {valid.rows} validation rows")
+
+    configs = [{**c, **config.fixed_params} for c in sample_configs(sweep_settings.num_samples, sweep_settings.seed)]
+    training_data_hash = _hash({"validated_features": versions, "vocabulary": vocabulary.to_json()})
+    config_hash = _hash({"sweep": config.model_dump(), "windows": windows.as_metadata()})
+    run_tags = {
+        "dagster.run_id": context.run.run_id,
+        "dagster.asset": TRAINED_MODEL_KEY.to_user_string(),
+        "dagster.partition": context.partition_key,
+    }
+    with mlflow_tracking.parent_run(f"trained_model-{context.partition_key}", run_tags) as parent:
+        mlflow.log_params(
+            {
+                **windows.as_metadata(),
+                **{f"sweep.{k}": v for k, v in config.model_dump().items() if k != "fixed_params"},
+                **{f"space.{name}": spec.describe() for name, spec in DEFAULT_SEARCH_SPACE.items()},
+                **{f"fixed.{name}": value for name, value in config.fixed_params.items()},
+                "train_rows": train.rows,
+                "valid_rows": valid.rows,
+            }
+        )
+        best_so_far: list[float] = []
+
+        def on_trial(record: TrialRecord, done: int, total: int) -> None:
+            mlflow_tracking.log_child_run(
+                parent,
+                run_name=f"trial-{record.trial_id}",
+                params=record.params,
+                metric_history={"valid_auc": record.history},
+                tags={"trial_id": record.trial_id, **run_tags},
+                failed=not record.succeeded,
+            )
+            if record.succeeded:
+                best_so_far.append(record.valid_auc or 0.0)
+            best = f"{max(best_so_far):.4f}" if best_so_far else "none yet"
+            outcome = f"valid AUC {record.valid_auc:.4f}" if record.succeeded else f"FAILED: {record.error_summary}"
+            context.log.info(f"sweep: trial {done}/{total} done ({outcome}, {record.rounds} rounds); best {best}")
+
+        context.log.info(
+            f"sweep: {len(configs)} trials, {sweep_settings.max_concurrent_trials} at a time, "
+            f"{sweep_settings.cpus_per_trial} CPU(s){' + GPU' if sweep_settings.use_gpu else ''} each, Ray at "
+            f"{SETTINGS.ray_address}"
+        )
+        sweep = run_sweep(
+            train, valid, sweep_settings, SETTINGS.ray_address, configs=configs, on_trial_complete=on_trial
+        )
+        best = sweep.best
+        context.log.info(f"sweep finished in {sweep.wall_s:.1f}s (Ray start {sweep.ray_start_s:.1f}s)")
+
+        refit_started = time.perf_counter()
+        # All the sweep's cores; the thread count is part of the config hash, so the refit stays reproducible.
+        threads = sweep_settings.cpus_per_trial * sweep_settings.max_concurrent_trials
+        params = training_params(best.params, num_threads=threads)
+        booster = refit(params, concat_model_data(train, valid), num_boost_round=best.best_iteration or 1)
+        refit_s = time.perf_counter() - refit_started
+        digest = model_sha256(booster)
+
+        example = input_example(train).to_pandas()
+        mlflow.log_metrics(
+            {
+                "best_valid_auc": best.valid_auc or 0.0,
+                "sweep_wall_s": sweep.wall_s,
+                "refit_s": refit_s,
+                "trials_failed": sum(not t.succeeded for t in sweep.trials),
+            }
+        )
+        mlflow.log_params({f"best.{k}": v for k, v in best.params.items()} | {"best.rounds": best.best_iteration})
+        mlflow.log_text(vocabulary.to_json(), "encoding/categories.json")
+        model_info = mlflow.lightgbm.log_model(
+            booster,
+            name="model",
+            signature=infer_signature(example, booster.predict(example.to_numpy())),
+            input_example=example,
+            registered_model_name=mlflow_tracking.registered_model_name,
+        )
+        version = str(model_info.registered_model_version)
+        client = mlflow_tracking.client()
+        version_tags = {
+            **run_tags,
+            "training_data_hash": training_data_hash,
+            "code_version": CODE_VERSION,
+            "git_sha": _git_sha(),
+            "config_hash": config_hash,
+            "model_sha256": digest,
+            "holdout_window": windows.as_metadata()["holdout_window"],
+        }
+        for key, value in version_tags.items():
+            client.set_model_version_tag(mlflow_tracking.registered_model_name, version, key, value)
+        client.set_registered_model_alias(mlflow_tracking.registered_model_name, CHALLENGER_ALIAS, version)
+        context.log.info(
+            f"registered {mlflow_tracking.registered_model_name} version {version} as '{CHALLENGER_ALIAS}' "
+            f"(valid AUC {best.valid_auc:.4f})"
+        )
+        run_link = mlflow_tracking.run_link(parent)
+
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(digest),
+        metadata={
+            **windows.as_metadata(),
+            "model_name": mlflow_tracking.registered_model_name,
+            "model_version": version,
+            "model_uri": f"models:/{mlflow_tracking.registered_model_name}@{CHALLENGER_ALIAS}",
+            "valid_auc": dg.FloatMetadataValue(best.valid_auc or 0.0),
+            "best_params": dg.JsonMetadataValue(best.params),
+            "best_rounds": best.best_iteration,
+            "trials": len(sweep.trials),
+            "trials_failed": sum(not t.succeeded for t in sweep.trials),
+            "top_trials": _trials_table(sweep.trials),
+            "sweep_wall_s": round(sweep.wall_s, 2),
+            "ray_start_s": round(sweep.ray_start_s, 2),
+            "cpu_seconds": round(sweep.cpu_seconds, 1),
+            "gpu_seconds": round(sweep.gpu_seconds, 1),
+            "refit_s": round(refit_s, 3),
+            "train_rows": train.rows,
+            "valid_rows": valid.rows,
+            "training_data_hash": training_data_hash,
+            "model_sha256": digest,
+            "mlflow_run": dg.UrlMetadataValue(run_link) if run_link.startswith("http") else run_link,
+        },
+    )

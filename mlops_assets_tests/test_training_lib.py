@@ -1,0 +1,143 @@
+"""Training logic without Dagster: windows, encoding, deterministic refit, and the sweep's failure handling."""
+
+from datetime import date, timedelta
+
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mlops_assets.lib.boosting import concat_model_data, model_text, refit, training_params
+from mlops_assets.lib.features import LABEL_COLUMN, PARTITION_COLUMN
+from mlops_assets.lib.point_in_time import build_training_frame
+from mlops_assets.lib.sweep import SweepFailedError, SweepSettings, run_sweep, sample_configs
+from mlops_assets.lib.training import (
+    MODEL_FEATURE_COLUMNS,
+    CategoryVocabulary,
+    TrainingDataError,
+    auc,
+    model_data,
+)
+from mlops_assets.lib.windows import training_windows
+from mlops_assets_tests.conftest import FEATURES_END, FEATURES_START, Warehouse
+
+TINY_SWEEP = SweepSettings(num_samples=2, max_rounds=30, early_stopping_rounds=10, report_every=5, max_failures=0)
+
+
+@given(
+    start=st.dates(min_value=date(2013, 1, 1), max_value=date(2030, 1, 1)),
+    length=st.integers(1, 31),
+    train=st.integers(1, 120),
+    valid=st.integers(1, 30),
+    holdout=st.integers(1, 30),
+)
+def test_windows_are_ordered_disjoint_and_never_reach_past_the_partition(
+    start: date, length: int, train: int, valid: int, holdout: int
+) -> None:
+    w = training_windows(start, start + timedelta(days=length), train, valid, holdout)
+    assert w.train_start <= w.train_end < w.valid_start <= w.valid_end < w.holdout_start <= w.holdout_end
+    assert (w.train_end - w.train_start).days + 1 == train
+    assert (w.valid_end - w.valid_start).days + 1 == valid
+    assert (w.holdout_end - w.holdout_start).days + 1 == holdout
+    assert w.holdout_end == start + timedelta(days=length - 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"train_days": 0}, "train_days must be at least 1"),
+        ({"valid_days": True}, "valid_days must be an int"),
+        ({"partition_end": date(2013, 2, 1)}, "must be after partition_start"),
+    ],
+)
+def test_bad_windows_name_the_parameter(kwargs: dict, message: str) -> None:
+    args = {
+        "partition_start": date(2013, 2, 4),
+        "partition_end": date(2013, 2, 11),
+        "train_days": 28,
+        "valid_days": 7,
+        "holdout_days": 7,
+    }
+    with pytest.raises(ValueError, match=message):
+        training_windows(**(args | kwargs))
+
+
+@pytest.fixture(scope="module")
+def frames(feature_lake: Warehouse) -> tuple[pl.DataFrame, pl.DataFrame]:
+    frame = build_training_frame(str(feature_lake.lake_root), FEATURES_START, FEATURES_END)
+    cut = FEATURES_END - timedelta(days=7)
+    return frame.filter(pl.col(PARTITION_COLUMN) <= cut), frame.filter(pl.col(PARTITION_COLUMN) > cut)
+
+
+def test_model_data_encodes_every_servable_feature_and_unknown_categories_as_missing(frames) -> None:
+    train_frame, valid_frame = frames
+    vocabulary = CategoryVocabulary.fit(train_frame)
+    data = model_data(train_frame, vocabulary)
+    assert data.feature_names == MODEL_FEATURE_COLUMNS
+    assert data.rows == train_frame.height
+    assert "weather_age_minutes" not in data.feature_names  # not served online, so not a model input
+    unseen = valid_frame.head(1).with_columns(pl.lit("ZZZ").alias("dest"))
+    encoded = model_data(unseen, vocabulary)
+    assert str(encoded.features[0, MODEL_FEATURE_COLUMNS.index("dest")]) == "nan"
+    assert CategoryVocabulary.from_json(vocabulary.to_json()) == vocabulary
+
+
+def test_model_data_names_missing_columns() -> None:
+    with pytest.raises(TrainingDataError, match="lacks columns"):
+        model_data(pl.DataFrame({"flight_id": ["x"], LABEL_COLUMN: [1]}), CategoryVocabulary({}))
+
+
+def test_refit_is_byte_identical_whatever_the_input_row_order(frames) -> None:
+    train_frame, valid_frame = frames
+    vocabulary = CategoryVocabulary.fit(train_frame)
+    params = training_params(sample_configs(1, seed=7)[0], num_threads=2)
+
+    def fit(frame: pl.DataFrame) -> str:
+        data = concat_model_data(model_data(frame, vocabulary), model_data(valid_frame, vocabulary))
+        return model_text(refit(params, data, num_boost_round=40))
+
+    first = fit(train_frame)
+    assert fit(train_frame) == first
+    assert fit(train_frame.sample(fraction=1.0, shuffle=True, seed=3)) == first
+    # The comparison can fail: a different seed gives a different model.
+    other = training_params(sample_configs(1, seed=7)[0] | {"seed": 99}, num_threads=2)
+    data = concat_model_data(model_data(train_frame, vocabulary), model_data(valid_frame, vocabulary))
+    assert model_text(refit(other, data, num_boost_round=40)) != first
+
+
+def test_a_failing_trial_does_not_kill_the_sweep(frames, local_ray: None) -> None:
+    train_frame, valid_frame = frames
+    vocabulary = CategoryVocabulary.fit(train_frame)
+    train, valid = model_data(train_frame, vocabulary), model_data(valid_frame, vocabulary)
+    good, bad = sample_configs(2, seed=1)
+    bad["num_leaves"] = 1  # LightGBM refuses: "Check failed: (num_leaves) > (1)"
+    completed = []
+    result = run_sweep(
+        train, valid, TINY_SWEEP, configs=[good, bad], on_trial_complete=lambda r, d, n: completed.append(d)
+    )
+    assert sorted(t.status for t in result.trials) == ["ERROR", "TERMINATED"]
+    assert result.best.params == good
+    assert result.best.history and result.best.valid_auc == max(v for _, v in result.best.history)
+    assert completed == [1, 2]
+    failed = next(t for t in result.trials if t.status == "ERROR")
+    assert "num_leaves" in failed.error_summary
+
+
+def test_a_sweep_where_every_trial_fails_raises(frames, local_ray: None) -> None:
+    train_frame, valid_frame = frames
+    vocabulary = CategoryVocabulary.fit(train_frame)
+    train, valid = model_data(train_frame, vocabulary), model_data(valid_frame, vocabulary)
+    configs = [c | {"num_leaves": 1} for c in sample_configs(2, seed=1)]
+    with pytest.raises(SweepFailedError, match=r"all 2 trials of the sweep failed .*num_leaves"):
+        run_sweep(train, valid, TINY_SWEEP, configs=configs)
+
+
+def test_sweep_beats_chance_on_real_data(frames, local_ray: None) -> None:
+    train_frame, valid_frame = frames
+    vocabulary = CategoryVocabulary.fit(train_frame)
+    train, valid = model_data(train_frame, vocabulary), model_data(valid_frame, vocabulary)
+    result = run_sweep(train, valid, TINY_SWEEP)
+    assert len(result.trials) == 2
+    best = result.best
+    booster = refit(training_params(best.params, num_threads=2), train, num_boost_round=best.best_iteration or 1)
+    assert auc(booster, valid) > 0.6
