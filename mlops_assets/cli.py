@@ -27,6 +27,13 @@ def _land(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_week(args: argparse.Namespace) -> int:
+    from mlops_assets.lib.windows import last_complete_week
+
+    print(last_complete_week(args.day).isoformat())
+    return 0
+
+
 def _is_error_severity(record: object) -> bool:
     """Warning-severity checks inform; only ERROR-severity failures fail CI."""
     import dagster as dg
@@ -72,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     land.add_argument("start", type=date.fromisoformat, help="first day, YYYY-MM-DD")
     land.add_argument("--to", type=date.fromisoformat, help="last day (inclusive), YYYY-MM-DD")
     land.set_defaults(handler=_land)
+    week = commands.add_parser(
+        "training-week", help="print the weekly trained_model partition whose week (the holdout) ends by DAY"
+    )
+    week.add_argument("day", type=date.fromisoformat, help="last landed day, YYYY-MM-DD")
+    week.set_defaults(handler=_training_week)
     verify = commands.add_parser("verify", help="fail if a selected asset is unmaterialised or a check failed")
     verify.add_argument("--select", default="*", help="Dagster asset selection (default: every asset)")
     verify.set_defaults(handler=_verify)

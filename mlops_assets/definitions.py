@@ -4,7 +4,7 @@ import dagster as dg
 
 from mlops_assets.defs import features, raw, training, transform
 from mlops_assets.defs.common import SETTINGS
-from mlops_assets.defs.resources import build_resources
+from mlops_assets.defs.resources import build_executor, build_resources
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation_sensor",
@@ -21,6 +21,6 @@ defs = dg.Definitions.merge(
     dg.Definitions(
         sensors=[automation_sensor],
         resources=build_resources(SETTINGS),
-        executor=dg.in_process_executor,
+        executor=build_executor(SETTINGS),
     ),
 )

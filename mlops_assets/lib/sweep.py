@@ -180,9 +180,11 @@ def ray_session(address: str, num_cpus: int, num_gpus: int | None = None) -> Ite
     if ray.is_initialized():
         yield 0.0
         return
-    # Set before Ray spawns its processes, which inherit them: no usage reporting, and bind loopback only.
+    # Set before Ray spawns its processes, which inherit them: no usage reporting, bind loopback only, and no
+    # console tables from Tune (progress goes to the caller's log through ``on_trial_complete``).
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     started = time.perf_counter()
     if address == "local":
         ray.init(

@@ -102,3 +102,9 @@ def training_windows(
         holdout_start=holdout_start,
         holdout_end=holdout_end,
     )
+
+
+def last_complete_week(day: date) -> date:
+    """The Monday of the latest Monday-to-Sunday week that ends on or before ``day`` (a weekly partition key)."""
+    sunday = day - timedelta(days=(day.weekday() + 1) % 7)
+    return sunday - timedelta(days=6)

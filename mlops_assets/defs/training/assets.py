@@ -45,8 +45,12 @@ def _first_monday_on_or_after(day: date) -> date:
     return day + timedelta(days=(7 - day.weekday()) % 7)
 
 
+# The first week is the first one with a full training and validation window of daily partitions before it, so every
+# weekly partition maps onto upstream partitions that exist.
+FIRST_TRAINABLE_DAY = SETTINGS.partitions_start + timedelta(days=SETTINGS.train_days + SETTINGS.valid_days)
+
 weekly_partitions = dg.WeeklyPartitionsDefinition(
-    start_date=_first_monday_on_or_after(SETTINGS.partitions_start).isoformat(),
+    start_date=_first_monday_on_or_after(FIRST_TRAINABLE_DAY).isoformat(),
     end_date=(SETTINGS.partitions_end + timedelta(days=1)).isoformat(),
     day_offset=1,  # weeks start on Monday
     timezone=NEW_YORK,
@@ -59,7 +63,6 @@ def _feature_mapping(settings: Settings) -> dg.TimeWindowPartitionMapping:
     return dg.TimeWindowPartitionMapping(
         start_offset=-before,
         end_offset=-(settings.holdout_days // 7),
-        allow_nonexistent_upstream_partitions=True,
     )
 
 
@@ -115,9 +118,8 @@ def _windows(context: dg.AssetExecutionContext) -> TrainingWindows:
     if windows.train_start < SETTINGS.partitions_start:
         raise dg.Failure(
             f"trained_model partition {context.partition_key}: the training window starts {windows.train_start}, "
-            f"before the first daily partition {SETTINGS.partitions_start}. Pick a later week (the first trainable "
-            f"week starts on or after {SETTINGS.partitions_start + timedelta(days=SETTINGS.train_days + 7)}) or "
-            "shorten MLOPS_TRAIN_DAYS."
+            f"before the first daily partition {SETTINGS.partitions_start}. Pick a week starting on or after "
+            f"{FIRST_TRAINABLE_DAY} or shorten MLOPS_TRAIN_DAYS."
         )
     return windows
 
@@ -200,7 +202,7 @@ def _trials_table(trials: list[TrialRecord], top: int = 5) -> dg.TableMetadataVa
         dg.AssetDep(VALIDATED_KEY, partition_mapping=_feature_mapping(SETTINGS)),
         dg.AssetDep(FEATURE_STORE_KEY, partition_mapping=_feature_mapping(SETTINGS)),
     ],
-    backfill_policy=dg.BackfillPolicy.multi_run(1),
+    # No backfill policy: a backfill of weeks runs one run (one sweep) per week, each its own MLflow parent run.
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(days=9), warn_window=timedelta(days=8)),
     # Monday morning, after the week closed: retrain once its features are in (drift triggers come from a sensor).
     automation_condition=dg.AutomationCondition.on_cron("0 4 * * 1", cron_timezone=NEW_YORK),
