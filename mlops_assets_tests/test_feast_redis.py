@@ -1,11 +1,5 @@
 """The production-profile online store: a real redis-server on 127.0.0.1, started here and stopped by PID."""
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,52 +20,13 @@ from mlops_assets.lib.features import (
 from mlops_assets.lib.io import parquet_bytes, write_bytes_atomic
 from mlops_assets.settings import load_settings
 from mlops_assets_tests.conftest import Warehouse
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from mlops_assets_tests.servers import redis_server
 
 
 @pytest.fixture
 def redis_port(tmp_path: Path) -> Iterator[int]:
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.fail("redis-server is not installed: `apt-get install -y redis-server` (scripts/test.sh does this)")
-    port = _free_port()
-    pidfile = tmp_path / "redis.pid"
-    subprocess.run(
-        [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--daemonize", "yes", "--pidfile", str(pidfile), "--dir", str(tmp_path)],
-        check=True,
-    )  # fmt: skip
-    pid = None
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if pidfile.exists() and pidfile.read_text().strip():
-                pid = int(pidfile.read_text().strip())
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                        break
-                except OSError:
-                    pass
-            time.sleep(0.05)
-        else:
-            pytest.fail(f"redis-server did not start on 127.0.0.1:{port}")
-        yield port
-    finally:
-        if pid is None and pidfile.exists() and pidfile.read_text().strip():
-            pid = int(pidfile.read_text().strip())
-        if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.05)
+    with redis_server(tmp_path / "redis") as server:
+        yield server.port
 
 
 def test_production_profile_serves_from_redis(warehouse: Warehouse, redis_port: int, tmp_path: Path) -> None:

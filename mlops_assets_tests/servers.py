@@ -1,0 +1,299 @@
+"""Real servers for integration tests, each on 127.0.0.1 on a free port, stopped by PID (never by name).
+
+PostgreSQL (throwaway cluster), Redis, an MLflow tracking server and a Ray head. Each manager waits until its server
+answers, and raises with the tail of the server's log when it does not.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+VENV_BIN = Path(sys.executable).parent
+POSTGRES_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+
+
+class ServerStartError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _wait_until(ready: Callable[[], bool], timeout_s: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.2)
+    raise ServerStartError(f"{what} did not become ready in {timeout_s:.0f}s; log tail:\n{_log_tail(log)}")
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+def _stop_tree(root_pid: int, timeout_s: float = 20.0) -> None:
+    """SIGTERM a process and its descendants (listed before signalling), then SIGKILL what is left, by PID."""
+    try:
+        root = psutil.Process(root_pid)
+    except psutil.NoSuchProcess:
+        return
+    procs = [root, *root.children(recursive=True)]
+    for proc in procs:
+        with suppress(psutil.NoSuchProcess):
+            proc.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(procs, timeout=timeout_s)
+    for proc in alive:
+        with suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    host: str
+    port: int
+    user: str
+    pid: int
+
+    def create_database(self, name: str) -> str:
+        """Create ``name`` and return its SQLAlchemy URL (psycopg2 driver, which NOTES.md says to name)."""
+        import psycopg2
+
+        # CREATE DATABASE cannot run in a transaction: autocommit, and no `with conn` (which opens one).
+        conn = psycopg2.connect(host=self.host, port=self.port, user=self.user, dbname="postgres")
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cursor:
+                cursor.execute(f'create database "{name}"')
+        finally:
+            conn.close()
+        return f"postgresql+psycopg2://{self.user}@{self.host}:{self.port}/{name}"
+
+    def query(self, dbname: str, sql: str) -> list[tuple]:
+        import psycopg2
+
+        conn = psycopg2.connect(host=self.host, port=self.port, user=self.user, dbname=dbname)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql)
+                return cursor.fetchall()
+        finally:
+            conn.close()
+
+
+def _postgres_binary(name: str) -> str:
+    for directory in POSTGRES_BIN_DIRS:
+        if (directory / name).exists():
+            return str(directory / name)
+    found = shutil.which(name)
+    if found is None:
+        raise ServerStartError(f"{name} not found: install PostgreSQL (apt-get install -y postgresql)")
+    return found
+
+
+@contextmanager
+def postgres_server(base_dir: Path) -> Iterator[PostgresServer]:
+    """A throwaway cluster with trust authentication for the superuser ``postgres``."""
+    base_dir.mkdir(parents=True, exist_ok=True)
+    # initdb refuses to run as root, so the cluster runs as the `postgres` OS user in a directory it owns
+    # (pytest's tmp dirs are private to root).
+    as_root = os.geteuid() == 0
+    cluster_dir = Path(tempfile.mkdtemp(prefix="mlops-pg-"))
+    data, sockets, log = cluster_dir / "data", cluster_dir / "sock", cluster_dir / "server.log"
+    sockets.mkdir()
+    if as_root:
+        shutil.chown(cluster_dir, "postgres")
+        shutil.chown(sockets, "postgres")
+    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    port = free_port()
+    started = time.perf_counter()
+    subprocess.run(
+        [*prefix, _postgres_binary("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
+    pg_ctl = _postgres_binary("pg_ctl")
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c fsync=off"
+    start = subprocess.run(
+        [*prefix, pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start"],
+        capture_output=True,
+        text=True,
+    )
+    if start.returncode != 0:
+        raise ServerStartError(f"PostgreSQL did not start: {start.stderr}\n{_log_tail(log)}")
+    pid = int((data / "postmaster.pid").read_text().splitlines()[0])
+    print(f"PostgreSQL on 127.0.0.1:{port} (pid {pid}) in {time.perf_counter() - started:.1f}s")
+    try:
+        yield PostgresServer(host="127.0.0.1", port=port, user="postgres", pid=pid)
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
+        if pid_alive(pid):
+            _stop_tree(pid)
+        shutil.copy(log, base_dir / "postgres.log") if log.exists() else None
+        shutil.rmtree(cluster_dir, ignore_errors=True)
+
+
+# --- Redis ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    host: str
+    port: int
+    pid: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}"
+
+    @property
+    def connection_string(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@contextmanager
+def redis_server(base_dir: Path) -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ServerStartError("redis-server is not installed: apt-get install -y redis-server (scripts/test.sh does)")
+    base_dir.mkdir(parents=True, exist_ok=True)
+    port, pidfile, log = free_port(), base_dir / "redis.pid", base_dir / "redis.log"
+    started = time.perf_counter()
+    subprocess.run(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--daemonize", "yes", "--pidfile", str(pidfile), "--logfile", str(log), "--dir", str(base_dir)],
+        check=True,
+    )  # fmt: skip
+    _wait_until(lambda: pidfile.exists() and _port_open(port), 15, "redis-server", log)
+    pid = int(pidfile.read_text().strip())
+    print(f"Redis on 127.0.0.1:{port} (pid {pid}) in {time.perf_counter() - started:.1f}s")
+    try:
+        yield RedisServer(host="127.0.0.1", port=port, pid=pid)
+    finally:
+        _stop_tree(pid)
+
+
+# --- MLflow tracking server -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MlflowServer:
+    tracking_uri: str
+    pid: int
+
+
+@contextmanager
+def mlflow_server(base_dir: Path, backend_store_uri: str, artifact_root: str) -> Iterator[MlflowServer]:
+    """``mlflow server`` with artefacts proxied through it (``--serve-artifacts``), so clients need only the URI."""
+    import urllib.request
+
+    base_dir.mkdir(parents=True, exist_ok=True)
+    port, log = free_port(), base_dir / "mlflow.log"
+    # Without this, the server starts seven job-execution workers (about 1.6 GB, NOTES.md).
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    started = time.perf_counter()
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+             "--backend-store-uri", backend_store_uri, "--artifacts-destination", artifact_root,
+             "--serve-artifacts", "--workers", "1"],
+            stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise ServerStartError(f"mlflow server exited with {process.returncode}:\n{_log_tail(log)}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        _wait_until(healthy, 120, "mlflow server", log)
+        print(f"MLflow server on 127.0.0.1:{port} (pid {process.pid}) in {time.perf_counter() - started:.1f}s")
+        yield MlflowServer(tracking_uri=f"http://127.0.0.1:{port}", pid=process.pid)
+    finally:
+        _stop_tree(process.pid)
+        process.wait(timeout=10)
+
+
+# --- Ray head ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RayHead:
+    address: str
+    pid: int
+
+
+@contextmanager
+def ray_head(base_dir: Path, num_cpus: int = 2) -> Iterator[RayHead]:
+    """``ray start --head --block`` on loopback; stopped by PID with every process it started (never ``ray stop``,
+    which kills every Ray on the machine)."""
+    base_dir.mkdir(parents=True, exist_ok=True)
+    # Ray's Unix socket paths must stay under ~107 characters: a short temp dir, not pytest's deep one.
+    temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    port, log = free_port(), base_dir / "ray.log"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    started = time.perf_counter()
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+             f"--port={port}", f"--num-cpus={num_cpus}", "--num-gpus=0", "--include-dashboard=false",
+             "--disable-usage-stats", f"--temp-dir={temp_dir}"],
+            stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise ServerStartError(f"ray start exited with {process.returncode}:\n{_log_tail(log)}")
+        # The head is usable once the raylet has registered: its session directory holds the node's sockets.
+        return _port_open(port) and any(temp_dir.glob("session_*/sockets/raylet*"))
+
+    try:
+        _wait_until(ready, 90, "Ray head", log)
+        print(f"Ray head on 127.0.0.1:{port} (pid {process.pid}) in {time.perf_counter() - started:.1f}s")
+        yield RayHead(address=f"127.0.0.1:{port}", pid=process.pid)
+    finally:
+        _stop_tree(process.pid, timeout_s=30)
+        process.wait(timeout=10)
+        shutil.rmtree(temp_dir, ignore_errors=True)
