@@ -7,6 +7,7 @@ answers, and raises with the tail of the server's log when it does not.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -263,6 +264,8 @@ def mlflow_server(base_dir: Path, backend_store_uri: str, artifact_root: str) ->
 class RayHead:
     address: str
     pid: int
+    # What a driver needs in its environment to connect: the cluster runs with token authentication.
+    client_env: dict[str, str]
 
 
 @contextmanager
@@ -273,7 +276,18 @@ def ray_head(base_dir: Path, num_cpus: int = 2) -> Iterator[RayHead]:
     # Ray's Unix socket paths must stay under ~107 characters: a short temp dir, not pytest's deep one.
     temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     port, log = free_port(), base_dir / "ray.log"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    # Token authentication with our own token file: explicit on both sides, so neither the head nor a driver depends
+    # on (or writes) ~/.ray/auth_token, which Ray otherwise creates for the first local cluster and then enforces.
+    token_path = temp_dir / "auth_token"
+    token_path.write_text(secrets.token_hex(32))
+    token_path.chmod(0o600)
+    client_env = {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token_path),
+        # A driver on this machine keeps the loopback address (otherwise Ray rewrites 127.0.0.1 to the machine's).
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    }
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **client_env}
     started = time.perf_counter()
     with open(log, "wb") as handle:
         process = subprocess.Popen(
@@ -292,7 +306,7 @@ def ray_head(base_dir: Path, num_cpus: int = 2) -> Iterator[RayHead]:
     try:
         _wait_until(ready, 90, "Ray head", log)
         print(f"Ray head on 127.0.0.1:{port} (pid {process.pid}) in {time.perf_counter() - started:.1f}s")
-        yield RayHead(address=f"127.0.0.1:{port}", pid=process.pid)
+        yield RayHead(address=f"127.0.0.1:{port}", pid=process.pid, client_env=client_env)
     finally:
         _stop_tree(process.pid, timeout_s=30)
         process.wait(timeout=10)

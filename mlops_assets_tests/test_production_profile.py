@@ -35,8 +35,15 @@ def test_production_profile_materialises_through_the_trained_model(tmp_path: Pat
             (home / "dagster.yaml").write_text(
                 f"storage:\n  postgres:\n    postgres_url: {dagster_url}\ntelemetry:\n  enabled: false\n"
             )
+            # Nothing of this test process's own settings may leak in (the package exports the warehouse path and
+            # lake root for dbt when imported): the subprocess's state lives only under tmp_path and on the servers.
+            inherited = {
+                name: value
+                for name, value in os.environ.items()
+                if not name.startswith(("MLOPS_", "RAY_ADDRESS", "RAY_AUTH"))
+            }
             env = {
-                **os.environ,
+                **inherited,
                 "DAGSTER_HOME": str(home),
                 "MLOPS_PROFILE": "production",
                 "MLOPS_DATA_DIR": str(tmp_path / "data"),
@@ -45,11 +52,8 @@ def test_production_profile_materialises_through_the_trained_model(tmp_path: Pat
                 "MLOPS_FEAST_ONLINE_STORE": f"{online_store.url}/0",
                 "MLOPS_RAY_ADDRESS": ray.address,
                 "MLOPS_TRAIN_DAYS": "7",
-                # A driver on the head's machine keeps Ray's loopback address (Ray reads this when imported).
-                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+                **ray.client_env,
             }
-            for name in ("MLOPS_MLFLOW_REGISTRY_URI", "MLOPS_MLFLOW_ARTIFACT_ROOT", "RAY_ADDRESS"):
-                env.pop(name, None)
             done = subprocess.run(
                 [sys.executable, "-m", "mlops_assets_tests.production_run", FIRST_DAY, LAST_DAY, WEEK],
                 cwd=REPO_ROOT,
@@ -64,6 +68,7 @@ def test_production_profile_materialises_through_the_trained_model(tmp_path: Pat
             print(f"production slice: {summary}")
             assert summary["profile"] == "production"
             assert summary["storage"] == "PostgresRunStorage"
+            assert Path(summary["warehouse"]).is_relative_to(tmp_path)
 
             # Dagster's runs and events are in PostgreSQL.
             runs = dict(postgres.query("dagster", "select run_id, status from runs"))
