@@ -70,6 +70,7 @@ def main() -> int:
         FEATURE_VIEWS,
         entity_table_uri,
         entity_tables,
+        latest_per_key,
         merge_entity_table,
         prepare_model_rows,
         validate_features,
@@ -136,29 +137,43 @@ def main() -> int:
     store.materialize(datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 12, 31, tzinfo=UTC), names)
     rows.append(("materialise Jan 1 .. Dec 30 (catch-up)", "5 views", f"{time.perf_counter() - started:.2f} s", "-"))
 
-    # One day: the feature_store asset's daily work (merge the day's rows into the entity tables, then materialise).
+    # One day: the feature_store asset's daily work (merge the day's rows into the entity tables, then write each
+    # key's latest row online), against Feast's own materialize of the same window, which reads the tables back.
     day_valid = valid.filter(pl.col("flight_date") == last_day)
     started = time.perf_counter()
     fresh = entity_tables(day_valid)
+    merged = {}
     for spec in FEATURE_VIEWS:
         uri = entity_table_uri(settings.lake_root, spec.name)
-        write_bytes_atomic(
-            uri, parquet_bytes(merge_entity_table(spec, pl.read_parquet(uri), fresh[spec.name], [last_day]))
-        )
+        merged[spec.name] = merge_entity_table(spec, pl.read_parquet(uri), fresh[spec.name], [last_day])
+        write_bytes_atomic(uri, parquet_bytes(merged[spec.name]))
     merge_seconds = time.perf_counter() - started
-    day_start = datetime(2013, 12, 31, tzinfo=UTC)
-    samples = []
+    day_start = datetime(2013, 12, 31)
+    day_end = day_start + timedelta(days=1)
+    feast_samples, ours_samples = [], []
     for _ in range(3):
         started = time.perf_counter()
-        store.materialize(day_start, day_start + timedelta(days=1), names)
-        samples.append(time.perf_counter() - started)
-    day_seconds = statistics.median(samples)
+        store.materialize(day_start.replace(tzinfo=UTC), day_end.replace(tzinfo=UTC), names)
+        feast_samples.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        for spec in FEATURE_VIEWS:
+            store.write_online(spec.name, latest_per_key(spec, merged[spec.name], day_start, day_end))
+        ours_samples.append(time.perf_counter() - started)
+    feast_seconds, ours_seconds = statistics.median(feast_samples), statistics.median(ours_samples)
     rows.append(
         (
-            "materialise one day (5 views)",
-            f"+ {merge_seconds:.2f} s table merge",
-            f"{day_seconds:.2f} s (median of 3)",
-            "<= 1 s " + ("PASS" if day_seconds <= 1 else "MISS"),
+            "materialise one day, Feast materialize",
+            "5 views",
+            f"{feast_seconds:.2f} s (median of 3)",
+            "-",
+        )
+    )
+    rows.append(
+        (
+            "materialise one day, feature_store asset",
+            f"5 views + {merge_seconds:.2f} s merge",
+            f"{ours_seconds:.3f} s (median of 3), {feast_seconds / ours_seconds:.0f}x faster",
+            "<= 1 s " + ("PASS" if merge_seconds + ours_seconds <= 1 else "MISS") + " (incl. merge)",
         )
     )
 

@@ -1,6 +1,6 @@
 """validated_features + feature_store in real Dagster runs over the warehouse fixture."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -11,7 +11,18 @@ from mlops_assets.definitions import defs
 from mlops_assets.defs.common import SETTINGS, LakeResource
 from mlops_assets.defs.features import feature_store, validated_features
 from mlops_assets.defs.features.resources import FeatureStoreResource
-from mlops_assets.lib.features import FEATURE_VIEWS, OUTCOME_COLUMNS, entity_table_uri, partition_uri
+from mlops_assets.lib.features import (
+    FEATURE_VIEWS,
+    OUTCOME_COLUMNS,
+    entity_table_uri,
+    entity_tables,
+    latest_per_key,
+    merge_entity_table,
+    partition_uri,
+    prepare_model_rows,
+    validate_features,
+)
+from mlops_assets.lib.io import parquet_bytes, write_bytes_atomic
 from mlops_assets.lib.point_in_time import build_training_frame
 from mlops_assets_tests.conftest import Warehouse
 from mlops_assets_tests.helpers import materialize_range
@@ -156,3 +167,47 @@ def test_threshold_is_configurable(warehouse: Warehouse, tmp_path: Path) -> None
             raise_on_error=False,
         )
         assert not strict.success
+
+
+def test_online_write_matches_feast_materialize(warehouse: Warehouse, tmp_path: Path) -> None:
+    """The feature_store asset writes each key's latest row itself; the online store must end up exactly as after
+    Feast's own ``materialize`` over the same window, for every key and feature of every view."""
+    first, last = warehouse.end - timedelta(days=1), warehouse.end
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+        enriched = con.sql(
+            "select * from flights_enriched where flight_date between ? and ?", params=[first, last]
+        ).pl()
+    tables = {
+        spec.name: merge_entity_table(spec, None, table, [first, last])
+        for spec, table in zip(
+            FEATURE_VIEWS, entity_tables(validate_features(prepare_model_rows(enriched)).valid).values(), strict=True
+        )
+    }
+    lake = str(tmp_path / "lake")
+    for name, table in tables.items():
+        write_bytes_atomic(entity_table_uri(lake, name), parquet_bytes(table))
+
+    def store(label: str) -> FeatureStoreResource:
+        return FeatureStoreResource(
+            repo_dir=str(SETTINGS.feast_repo_dir),
+            registry_path=str(tmp_path / label / "registry.db"),
+            online_store=f"sqlite:///{tmp_path / label / 'online.db'}",
+            lake_root=lake,
+        )
+
+    # Our wall-clock day bounds, labelled UTC for Feast, exactly as the asset passes them.
+    start, end = (
+        datetime(first.year, first.month, first.day),
+        datetime(last.year, last.month, last.day) + timedelta(days=1),
+    )
+    materialized, written = store("feast"), store("ours")
+    materialized.materialize(start.replace(tzinfo=UTC), end.replace(tzinfo=UTC), list(tables))
+    for spec in FEATURE_VIEWS:
+        written.write_online(spec.name, latest_per_key(spec, tables[spec.name], start, end))
+
+    for spec in FEATURE_VIEWS:
+        keys = [{spec.join_key: key} for key in tables[spec.name][spec.join_key].unique().sort().to_list()]
+        features = [f"{spec.name}:{name}" for name in spec.features]
+        expected = materialized.online_features(features, keys)
+        assert written.online_features(features, keys) == expected
+        assert any(value is not None for value in expected[next(iter(spec.features))])

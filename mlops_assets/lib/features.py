@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pandera.polars as pa
 import polars as pl
@@ -459,3 +459,15 @@ def merge_entity_table(
         )
         merged = merged.filter(changed)
     return merged.sort("event_ts", spec.join_key)
+
+
+def latest_per_key(spec: FeatureViewSpec, table: pl.DataFrame, start: datetime, end: datetime) -> pl.DataFrame:
+    """What Feast's ``materialize(start, end)`` writes online for one view: each key's latest row stamped in
+    [start, end), with the key, the timestamp and the features only (naive timestamps, as the tables hold them)."""
+    stamp = pl.col(spec.timestamp_column)
+    return (
+        table.filter((stamp >= start) & (stamp < end))
+        .sort(spec.timestamp_column)
+        .unique(subset=[spec.join_key], keep="last", maintain_order=True)
+        .select(spec.join_key, spec.timestamp_column, *spec.features)
+    )

@@ -112,5 +112,12 @@ class FeatureStoreResource(dg.ConfigurableResource):
         self.ensure_applied()
         self.get_store().materialize(start_date=start, end_date=end, feature_views=views)
 
+    def write_online(self, view: str, rows: Any) -> None:
+        """Write a view's latest rows (a polars frame from :func:`~mlops_assets.lib.features.latest_per_key`) to the
+        online store through Feast, without the offline-store read that ``materialize`` pays (0.3-0.4 s a view)."""
+        self.ensure_applied()
+        if rows.height:
+            self.get_store().write_to_online_store(feature_view_name=view, df=rows.to_pandas())
+
     def online_features(self, features: list[str], entity_rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         return self.get_store().get_online_features(features=features, entity_rows=entity_rows).to_dict()
