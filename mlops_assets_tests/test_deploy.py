@@ -374,6 +374,8 @@ _POD_COMMON = {
 # helm/dagster/charts/dagster-user-deployments/values.yaml for the deployments) for chart 1.13.x. The chart cannot be
 # downloaded here and its values.schema.json references a dead schema host, so this allow-list is what catches a
 # misspelt or misplaced key, which Helm would otherwise ignore silently. Update it with the chart version.
+# Checked once (2026-11-25) against the chart's values.schema.json (dagster-io/dagster bdb8547, sub-chart b8d7b25):
+# every key of deploy/dagster-values.yaml is known there; a per-deployment `replicaCount` was not, and was removed.
 DAGSTER_CHART_KEYS: dict[str, Any] = {
     "global": {
         "postgresqlSecretName": ANY,
@@ -417,7 +419,6 @@ DAGSTER_CHART_KEYS: dict[str, Any] = {
                 "includeConfigInLaunchedRuns": {"enabled": ANY},
                 "deploymentNamespace": ANY,
                 "port": ANY,
-                "replicaCount": ANY,
                 "service": {"annotations": ANY},
                 "initContainers": ANY,
                 "sidecarContainers": ANY,
