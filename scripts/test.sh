@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Installs everything the tests need (project, Redis, deploy validation tools) and runs the whole suite.
+# Installs everything the tests need (project, Redis and PostgreSQL from apt when missing, deploy validation tools)
+# and runs the whole suite.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "==> installing redis-server (apt)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+# Real servers for the integration tests (each started on 127.0.0.1 by the tests and stopped by PID).
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing ${missing[*]} (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if [ -x deploy/install-validation-tools.sh ] || [ -f deploy/install-validation-tools.sh ]; then
   bash deploy/install-validation-tools.sh
