@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from mlops_assets_tests.tools import REPO_ROOT, run, tools_bin
+
 DEPLOY = REPO_ROOT / "deploy"
 CHART = DEPLOY / "charts" / "flight-delay-serving"
-TOOLS_VENV = REPO_ROOT / ".venv-tools"
 # The EKS minor in infra/variables.tf (cluster_version); manifests must be valid for the cluster we create.
 KUBERNETES_VERSION = "1.34.0"
 # Kinds from CRDs have no schema in kubernetes-validate; they are checked structurally by the tests below instead.
@@ -66,21 +65,6 @@ CHECKOV_K8S_SKIPS: dict[str, str] = {
         "AUTH token) from the environment only; the value comes from a Secret via secretKeyRef, never a literal"
     ),
 }
-
-
-def tools_bin(name: str) -> Path:
-    """A tool from .venv-tools, or a clear failure saying how to install it (never a skip)."""
-    path = TOOLS_VENV / "bin" / name
-    if not path.exists():
-        pytest.fail(
-            f"{path} is missing: run `bash deploy/install-validation-tools.sh` to install the validation tools",
-            pytrace=False,
-        )
-    return path
-
-
-def run(cmd: list[str | Path], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=REPO_ROOT, **kwargs)
 
 
 def load_docs(path: Path) -> list[dict[str, Any]]:

@@ -14,16 +14,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from mlops_assets_tests.tools import REPO_ROOT, TOOLS_VENV, run, tools_bin
+
 INFRA = REPO_ROOT / "infra"
-TOOLS_VENV = REPO_ROOT / ".venv-tools"
 
 # checkov without a Prisma API key reports no severities, so every failed check fails the test except these, each
 # with the reason it does not apply.
@@ -48,21 +47,6 @@ HELM_OUTPUTS = {
     "code_location_role_arn",
     "serving_role_arn",
 }
-
-
-def tools_bin(name: str, venv: Path = TOOLS_VENV) -> Path:
-    """A tool from .venv-tools, or a clear failure saying how to install it (never a skip)."""
-    path = venv / "bin" / name
-    if not path.exists():
-        pytest.fail(
-            f"{path} is missing: run `bash deploy/install-validation-tools.sh` to install the validation tools",
-            pytrace=False,
-        )
-    return path
-
-
-def run(cmd: list[str | Path], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=REPO_ROOT, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------------------------
