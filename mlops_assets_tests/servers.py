@@ -27,7 +27,7 @@ POSTGRES_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=Tr
 
 
 class ServerStartError(RuntimeError):
-    pass
+    """A server did not start or answer; the message carries the tail of its log."""
 
 
 def free_port() -> int:
@@ -168,7 +168,8 @@ def postgres_server(base_dir: Path) -> Iterator[PostgresServer]:
         subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
         if pid_alive(pid):
             _stop_tree(pid)
-        shutil.copy(log, base_dir / "postgres.log") if log.exists() else None
+        if log.exists():
+            shutil.copy(log, base_dir / "postgres.log")
         shutil.rmtree(cluster_dir, ignore_errors=True)
 
 

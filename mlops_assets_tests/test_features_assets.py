@@ -195,7 +195,7 @@ def test_online_write_matches_feast_materialize(warehouse: Warehouse, tmp_path: 
             lake_root=lake,
         )
 
-    # Our wall-clock day bounds, labelled UTC for Feast, exactly as the asset passes them.
+    # Wall-clock day bounds as the asset computes them; Feast's materialize takes them labelled UTC.
     start, end = (
         datetime(first.year, first.month, first.day),
         datetime(last.year, last.month, last.day) + timedelta(days=1),

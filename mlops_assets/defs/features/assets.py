@@ -237,7 +237,6 @@ def feature_store(context: dg.AssetExecutionContext, feature_store: FeatureStore
     lake_root = feature_store.lake_root
     valid = read_validated(lake_root, days[0], days[-1])
     fresh = entity_tables(valid)
-    rows: dict[str, int] = {}
     tables: dict[str, pl.DataFrame] = {}
     for spec in FEATURE_VIEWS:
         uri = entity_table_uri(lake_root, spec.name)
@@ -247,7 +246,6 @@ def feature_store(context: dg.AssetExecutionContext, feature_store: FeatureStore
             existing = None
         tables[spec.name] = merge_entity_table(spec, existing, fresh[spec.name], days)
         write_bytes_atomic(uri, parquet_bytes(tables[spec.name]))
-        rows[spec.name] = tables[spec.name].height
     window = context.partition_time_window
     start, end = _naive(window.start), _naive(window.end)
     watermark = _previous_watermark(context, feature_store.online_store)
@@ -279,7 +277,7 @@ def feature_store(context: dg.AssetExecutionContext, feature_store: FeatureStore
             "materialize_seconds": round(seconds, 3),
             "applied_definitions": applied,
             "apply_seconds": round(apply_seconds, 3),
-            "entity_table_rows": dg.MetadataValue.json(rows),
+            "entity_table_rows": dg.MetadataValue.json({name: table.height for name, table in tables.items()}),
             "online_rows_written": dg.MetadataValue.json(written),
             "partitions": len(days),
             "lake_path": dg.MetadataValue.path(entity_table_uri(lake_root, "").rsplit("/", 1)[0]),
