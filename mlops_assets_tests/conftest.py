@@ -27,7 +27,8 @@ os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 (_SESSION_DIR / "dagster_home").mkdir(parents=True, exist_ok=True)
-(_SESSION_DIR / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+# The session instance is the product's local instance (its batching event log included).
+shutil.copy(Path(__file__).resolve().parent.parent / "dagster.yaml", _SESSION_DIR / "dagster_home" / "dagster.yaml")
 
 # The warehouse fixture covers these days: enough history for the 28-day trailing statistics.
 WAREHOUSE_START = date(2013, 1, 1)

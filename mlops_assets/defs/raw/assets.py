@@ -1,5 +1,7 @@
 """Raw tables: each landed file is schema-checked and written to the Parquet lake, one partition per day."""
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import dagster as dg
@@ -22,6 +24,7 @@ from mlops_assets.lib.raw_tables import (
 from mlops_assets.lib.source import DAILY_TABLES, DIMENSION_TABLES
 
 RAW_GROUP = "raw"
+INGEST_THREADS = min(4, os.cpu_count() or 1)
 
 
 def _column_schema(table: str) -> dg.TableSchema:
@@ -77,13 +80,24 @@ def _daily_raw_asset(table: str) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         keys = context.partition_keys
-        per_day: list[dict[str, object]] = []
-        for index, partition_key in enumerate(keys, start=1):
+
+        def ingest(partition_key: str) -> dict[str, object]:
             label = f"asset {key.to_user_string()} partition {partition_key}"
-            stats = _ingest_file(lake, table, date.fromisoformat(partition_key), label)
-            per_day.append({"partition": partition_key, **stats})
-            if index % 30 == 0 or index == len(keys):
-                context.log.info(f"{key.to_user_string()}: {index}/{len(keys)} partitions written")
+            return {"partition": partition_key, **_ingest_file(lake, table, date.fromisoformat(partition_key), label)}
+
+        per_day: list[dict[str, object]] = []
+        # Files are independent and polars parses outside the GIL, so a range is ingested a few files at a time;
+        # results are taken in partition order, and the first failure cancels the files not yet started.
+        with ThreadPoolExecutor(max_workers=INGEST_THREADS) as pool:
+            futures = [pool.submit(ingest, partition_key) for partition_key in keys]
+            try:
+                for index, future in enumerate(futures, start=1):
+                    per_day.append(future.result())
+                    if index % 30 == 0 or index == len(keys):
+                        context.log.info(f"{key.to_user_string()}: {index}/{len(keys)} partitions written")
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
         digests = [str(item["sha256"]) for item in per_day]
         version = digests[0] if len(digests) == 1 else sha256_hex("".join(digests).encode())
         return dg.MaterializeResult(
