@@ -121,7 +121,8 @@ def _print_run(result: dict) -> None:
     print(f"{'  run bookkeeping outside steps':<44} {bookkeeping:>8.1f}")
     print(f"{'total (land + backfill)':<44} {total:>8.1f}")
     print(f"flights_enriched rows: {result['rows']:,}; rows/s (backfill): {result['rows'] / result['backfill_s']:,.0f}")
-    print(f"peak RSS: process {result['peak_rss_mib']:,.0f} MiB, largest child (dbt) {result['dbt_peak_rss_mib']:,.0f} MiB")
+    own, dbt = result["peak_rss_mib"], result["dbt_peak_rss_mib"]
+    print(f"peak RSS: process {own:,.0f} MiB, largest child (dbt) {dbt:,.0f} MiB")
 
 
 def main() -> int:
@@ -158,7 +159,8 @@ def main() -> int:
             raise SystemExit(f"backfill benchmark: the {storage} run failed (exit {completed.returncode})")
         results.append(json.loads(completed.stdout.strip().splitlines()[-1]))
 
-    print(f"\nbackfill benchmark: {args.start} .. {args.end}, {os.cpu_count()} cores, planned events: {args.planned_events}")
+    print(f"\nbackfill benchmark: {args.start} .. {args.end}, {os.cpu_count()} cores")
+    print(f"planned events: {args.planned_events}")
     for result in results:
         _print_run(result)
     if len(results) == 2:

@@ -1,6 +1,8 @@
 """The dbt project in the asset graph: lineage, checks, point-in-time history, analyst path, idempotent reruns."""
 
+import re
 import shutil
+import subprocess
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 
 from mlops_assets.definitions import defs
 from mlops_assets.defs.transform.assets import build_transform_assets
+from mlops_assets.defs.transform.dbt_cli import DbtCli
 from mlops_assets.settings import DBT_PROJECT_DIR
 from mlops_assets_tests.conftest import Warehouse
 from mlops_assets_tests.helpers import materialize_range
@@ -120,3 +123,12 @@ def test_daily_models_are_partitioned_like_the_raw_tables() -> None:
     assert graph.get(dg.AssetKey("flights_enriched")).partitions_def == raw_partitions
     assert raw_partitions.get_first_partition_key() == date(2013, 1, 1).isoformat()
     assert raw_partitions.get_last_partition_key() == date(2013, 12, 31).isoformat()
+
+
+def test_dbt_resource_reports_the_version_dbt_itself_reports() -> None:
+    # DbtCli reads the version from package metadata instead of starting `dbt --version` in every run; the two
+    # must agree, or dagster-dbt would treat the executable as the wrong engine.
+    resource = defs.resources["dbt"]
+    assert isinstance(resource, DbtCli)
+    printed = subprocess.run([resource.dbt_executable, "--version"], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"installed:\s*(\d+\.\d+\.\d+)", printed).group(1) == str(resource._cli_version)

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 from dagster_k8s import k8s_job_executor
 
 from mlops_assets.defs.common import LakeResource
 from mlops_assets.defs.features.resources import FeatureStoreResource
 from mlops_assets.defs.training.resources import MlflowTracking
+from mlops_assets.defs.transform.dbt_cli import DbtCli
 from mlops_assets.defs.transform.project import dbt_project
 from mlops_assets.settings import Settings
 
@@ -32,7 +32,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             lake_root=settings.lake_root,
             warehouse_path=str(settings.duckdb_path),
         ),
-        "dbt": DbtCliResource(
+        "dbt": DbtCli(
             project_dir=dbt_project,
             profiles_dir=str(dbt_project.project_dir),
             dbt_executable=_dbt_executable(),

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import dagster as dg
 
+from mlops_assets.lib.online import OnlineFeatureReader
 from mlops_assets.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 FEAST_PROJECT = "mlops_assets"
 _STORES: dict[tuple[str, ...], Any] = {}
 _APPLIED: set[tuple[str, ...]] = set()
+_READERS: dict[tuple[str, ...], OnlineFeatureReader] = {}
 _LOCK = threading.Lock()
 
 
@@ -122,5 +124,15 @@ class FeatureStoreResource(dg.ConfigurableResource):
         if rows.height:
             self.get_store().write_to_online_store(feature_view_name=view, df=rows.to_pandas())
 
+    def online_reader(self) -> OnlineFeatureReader:
+        """The cached serving-path reader of this store's online store (see :mod:`mlops_assets.lib.online`)."""
+        key = self._key()
+        store = self.get_store()
+        with _LOCK:
+            if key not in _READERS:
+                _READERS[key] = OnlineFeatureReader(store)
+            return _READERS[key]
+
     def online_features(self, features: list[str], entity_rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-        return self.get_store().get_online_features(features=features, entity_rows=entity_rows).to_dict()
+        """Latest values per entity row, as ``get_online_features(...).to_dict()`` returns them, read directly."""
+        return self.online_reader().read(features, entity_rows)
