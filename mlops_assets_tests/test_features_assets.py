@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import polars as pl
+import pytest
 
 from mlops_assets.definitions import defs
 from mlops_assets.defs.common import SETTINGS, LakeResource
@@ -23,6 +24,7 @@ from mlops_assets.lib.features import (
     validate_features,
 )
 from mlops_assets.lib.io import parquet_bytes, write_bytes_atomic
+from mlops_assets.lib.online import OnlineLookupError
 from mlops_assets.lib.point_in_time import build_training_frame
 from mlops_assets_tests.conftest import Warehouse
 from mlops_assets_tests.helpers import materialize_range
@@ -215,3 +217,21 @@ def test_online_write_matches_feast_materialize(warehouse: Warehouse, tmp_path: 
         assert written.online_features(features, keys) == expected
         first_feature = expected[next(iter(spec.features))]
         assert any(value is not None for value in first_feature) and first_feature[-1] is None
+
+
+def test_serving_reader_rejects_bad_requests_by_name(tmp_path: Path) -> None:
+    store = FeatureStoreResource(
+        repo_dir=str(SETTINGS.feast_repo_dir),
+        registry_path=str(tmp_path / "registry.db"),
+        online_store=f"sqlite:///{tmp_path / 'online.db'}",
+        lake_root=str(tmp_path / "lake"),
+    )
+    store.ensure_applied()
+    reader = store.online_reader()
+    feature = "route_delay_stats:route_delay_rate_28d"
+    with pytest.raises(OnlineLookupError, match="unknown feature view 'no_such_view'"):
+        reader.read(["no_such_view:x"], [{"route": "JFK-LAX"}])
+    with pytest.raises(OnlineLookupError, match="entity row 1 has no route for feature view 'route_delay_stats'"):
+        reader.read([feature], [{"route": "JFK-LAX"}, {"carrier": "UA"}])
+    # Applied but never written: every key is unknown, as Feast answers it.
+    assert reader.read([feature], [{"route": "JFK-LAX"}]) == {"route": ["JFK-LAX"], "route_delay_rate_28d": [None]}
