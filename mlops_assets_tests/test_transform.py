@@ -11,7 +11,11 @@ import duckdb
 from dagster_dbt import DbtCliResource, DbtProject
 
 from mlops_assets.definitions import defs
-from mlops_assets.defs.transform.assets import build_transform_assets
+from mlops_assets.defs.transform.assets import (
+    DBT_INVOCATION_DIR_PATTERN,
+    DBT_INVOCATIONS_KEPT,
+    build_transform_assets,
+)
 from mlops_assets.defs.transform.dbt_cli import DbtCli
 from mlops_assets.settings import DBT_PROJECT_DIR
 from mlops_assets_tests.conftest import Warehouse
@@ -132,3 +136,10 @@ def test_dbt_resource_reports_the_version_dbt_itself_reports() -> None:
     assert isinstance(resource, DbtCli)
     printed = subprocess.run([resource.dbt_executable, "--version"], capture_output=True, text=True, check=True).stdout
     assert re.search(r"installed:\s*(\d+\.\d+\.\d+)", printed).group(1) == str(resource._cli_version)
+
+
+def test_dbt_invocation_dirs_are_pruned(warehouse: Warehouse) -> None:
+    # The warehouse fixture ran dbt through the assets; each run prunes dagster-dbt's per-invocation target dirs.
+    target = DBT_PROJECT_DIR / "target"
+    kept = [path for path in target.iterdir() if re.fullmatch(DBT_INVOCATION_DIR_PATTERN, path.name)]
+    assert 1 <= len(kept) <= DBT_INVOCATIONS_KEPT

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
+import shutil
 import uuid
 from pathlib import Path
 
@@ -45,3 +47,24 @@ def parquet_bytes(frame: pl.DataFrame) -> bytes:
 
 def sha256_hex(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
+
+
+def prune_oldest_dirs(root: Path, pattern: str, keep: int) -> list[Path]:
+    """Delete all but the ``keep`` newest directories under ``root`` whose names fully match ``pattern``.
+
+    Returns what was deleted. Anything else under ``root`` is never touched, and a directory that vanishes meanwhile
+    (another process pruning) is skipped.
+    """
+    matcher = re.compile(pattern)
+    candidates = []
+    for path in root.iterdir() if root.is_dir() else []:
+        try:
+            if path.is_dir() and matcher.fullmatch(path.name):
+                candidates.append((path.stat().st_mtime, path))
+        except FileNotFoundError:
+            continue
+    candidates.sort(reverse=True)
+    removed = [path for _, path in candidates[keep:]]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed

@@ -12,9 +12,13 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from mlops_assets.defs.common import DAILY_FRESHNESS, DIMENSION_FRESHNESS, daily_partitions
+from mlops_assets.lib.io import prune_oldest_dirs
 
 TRANSFORM_GROUP = "transform"
 DAILY_SELECTOR = "tag:daily"
+# dagster-dbt names each invocation's target directory "<op name>-<run id[:7]>-<random[:7]>".
+DBT_INVOCATION_DIR_PATTERN = r"dbt_[a-z_]+-[0-9a-f]{7}-[0-9a-f]{7}"
+DBT_INVOCATIONS_KEPT = 20
 
 
 class TransformTranslator(DagsterDbtTranslator):
@@ -36,6 +40,14 @@ class TransformTranslator(DagsterDbtTranslator):
         )
 
 
+def _build(dbt: DbtCliResource, context: dg.AssetExecutionContext, args: list[str]) -> Iterator[Any]:
+    invocation = dbt.cli(args, context=context)
+    yield from invocation.stream()
+    # dagster-dbt gives every invocation its own target directory (~2 MB of manifest, logs and compiled SQL) and
+    # never deletes one; keep the newest few for debugging instead of growing by two a day forever.
+    prune_oldest_dirs(invocation.target_path.parent, DBT_INVOCATION_DIR_PATTERN, keep=DBT_INVOCATIONS_KEPT)
+
+
 def build_transform_assets(project: DbtProject) -> list[dg.AssetsDefinition]:
     @dbt_assets(
         manifest=project.manifest_path,
@@ -50,7 +62,7 @@ def build_transform_assets(project: DbtProject) -> list[dg.AssetsDefinition]:
         window = context.partition_time_window
         dbt_vars = {"min_date": window.start.date().isoformat(), "max_date": window.end.date().isoformat()}
         context.log.info(f"dbt build over [{dbt_vars['min_date']}, {dbt_vars['max_date']})")
-        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+        yield from _build(dbt, context, ["build", "--vars", json.dumps(dbt_vars)])
 
     @dbt_assets(
         manifest=project.manifest_path,
@@ -61,6 +73,6 @@ def build_transform_assets(project: DbtProject) -> list[dg.AssetsDefinition]:
         name="dbt_dimension_models",
     )
     def dbt_dimension_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-        yield from dbt.cli(["build"], context=context).stream()
+        yield from _build(dbt, context, ["build"])
 
     return [dbt_daily_models, dbt_dimension_models]
