@@ -34,7 +34,7 @@ JOB = dg.Definitions(assets=[daily_rows, summary], asset_checks=[rows_present]).
 
 
 def _run_history(instance: dg.DagsterInstance) -> None:
-    """A successful ranged run, a re-run of part of it, and a failed ranged run."""
+    """A successful ranged run, a re-run of part of it, a failed ranged run and a run not started yet."""
     for start, end, fail in (("2024-01-01", "2024-01-07", "false"), ("2024-01-05", "2024-01-09", "false")):
         tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end, "fail": fail}
         assert JOB.execute_in_process(instance=instance, tags=tags).success
@@ -43,6 +43,12 @@ def _run_history(instance: dg.DagsterInstance) -> None:
         instance=instance, tags={**tags, "fail": "true"}, asset_selection=[daily_rows.key], raise_on_error=False
     )
     assert not failed.success
+    # A run created but not started yet (as the automation daemon queues one): its planned events only.
+    instance.create_run_for_job(
+        JOB,
+        asset_selection=frozenset([daily_rows.key]),
+        tags={"dagster/asset_partition_range_start": "2024-01-03", "dagster/asset_partition_range_end": "2024-01-05"},
+    )
 
 
 def _tables(home: Path) -> dict[str, Counter]:
@@ -126,3 +132,5 @@ def test_batching_event_log_stores_the_same_rows_as_dagsters(tmp_path: Path, mon
         "2024-01-09",
         "2024-01-10",
     ]
+    in_progress = [day for day, status in our_status.items() if status == dg.AssetPartitionStatus.IN_PROGRESS]
+    assert in_progress == ["2024-01-03", "2024-01-04", "2024-01-05"]
