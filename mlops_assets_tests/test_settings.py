@@ -41,3 +41,19 @@ def test_only_settings_reads_the_environment() -> None:
         if path.name != "settings.py" and ("os.environ.get" in path.read_text() or "os.getenv" in path.read_text())
     ]
     assert readers == []
+
+
+def test_executor_is_in_process_locally_and_one_k8s_job_per_step_in_production(tmp_path: Path) -> None:
+    from mlops_assets.defs.resources import build_executor
+
+    assert build_executor(load_settings({"MLOPS_DATA_DIR": str(tmp_path)})).name == "in_process"
+    production = load_settings(
+        {
+            "MLOPS_PROFILE": "production",
+            "MLOPS_DATA_DIR": str(tmp_path),
+            "MLOPS_LAKE_ROOT": "s3://lake",
+            "MLOPS_MLFLOW_TRACKING_URI": "http://mlflow:5000",
+            "MLOPS_FEAST_ONLINE_STORE": "redis://redis:6379/0",
+        }
+    )
+    assert build_executor(production).name == "k8s"
