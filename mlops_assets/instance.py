@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 EVENT_BATCH_SIZE = 1000
 # The asset-key columns an asset event can set (SqlEventLogStorage._get_asset_entry_values).
 _ASSET_KEY_COLUMNS = frozenset({"last_materialization", "last_run_id", "last_materialization_timestamp"})
+# Events mirrored into the cross-run index shard (as SqliteEventLogStorage.store_event mirrors them).
+_INDEXED_EVENTS = ASSET_EVENTS | ASSET_CHECK_EVENTS
 
 
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
@@ -48,7 +50,6 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, instance_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         super().__init__(os.path.join(instance_dir, "history", "runs"), inst_data=inst_data)
-        self._instance_dir = instance_dir
         # Dagster only hands events over in batches when this is set, in each process that loads the instance
         # (webserver, daemon, run worker, `dagster asset materialize`); an explicit value set by the user wins.
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
@@ -81,7 +82,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         indexed = [
             (event, row)
             for event, row in zip(events, rows, strict=True)
-            if event.is_dagster_event and event.dagster_event_type in (ASSET_EVENTS | ASSET_CHECK_EVENTS)
+            if event.is_dagster_event and event.dagster_event_type in _INDEXED_EVENTS
         ]
         if not indexed:
             return
