@@ -154,9 +154,7 @@ def identity() -> Calibrator:
     return Calibrator("identity", {})
 
 
-def fit_intercept(
-    y: Sequence[float] | np.ndarray, p: Sequence[float] | np.ndarray, max_iter: int = 100
-) -> Calibrator:
+def fit_intercept(y: Sequence[float] | np.ndarray, p: Sequence[float] | np.ndarray, max_iter: int = 100) -> Calibrator:
     """The logit shift ``b`` with ``mean(sigmoid(logit(p) + b)) == mean(y)`` (Newton's method; the mean is monotone
     in ``b``, so the root is unique)."""
     labels, probs = _arrays(y, p)
