@@ -1,10 +1,16 @@
-"""Raw tables: each landed file is schema-checked and written to the Parquet lake, one partition per day."""
+"""Raw tables: each landed file passes the quality gate (lib/raw_quality.py) and is written to the Parquet lake.
+
+Daily tables: good rows to ``raw/<table>/date=D/``, bad rows to ``raw_quarantine/<table>/date=D/``; a day that fails a
+table rule or has too many bad rows fails the run before anything of the range is published.
+"""
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
+from pydantic import Field
 
 from mlops_assets.defs.common import (
     DAILY_FRESHNESS,
@@ -14,13 +20,9 @@ from mlops_assets.defs.common import (
     daily_partitions,
 )
 from mlops_assets.lib.io import parquet_bytes, sha256_hex, write_bytes_atomic
-from mlops_assets.lib.raw_tables import (
-    RAW_SCHEMAS,
-    LandedFileError,
-    check_partition_date,
-    landed_file_path,
-    parse_landed_csv,
-)
+from mlops_assets.lib.raw_lake import partition_uri, published_row_count, quarantine_uri, remove_if_exists
+from mlops_assets.lib.raw_quality import DeliveryError, check_redelivery, enforce_bad_share, inspect_delivery
+from mlops_assets.lib.raw_tables import RAW_SCHEMAS, LandedFileError, landed_file_path, parse_landed_csv
 from mlops_assets.lib.source import DAILY_TABLES, DIMENSION_TABLES
 
 RAW_GROUP = "raw"
@@ -43,24 +45,20 @@ def _raw_spec(table: str, description: str, daily: bool) -> dg.AssetSpec:
     )
 
 
-def _ingest_file(lake: LakeResource, table: str, day: date | None, asset_label: str) -> dict[str, object]:
-    path = landed_file_path(lake.landing_path(), table, day)
+def _ingest_dimension(lake: LakeResource, table: str, asset_label: str) -> dict[str, object]:
+    path = landed_file_path(lake.landing_path(), table)
     if not path.exists():
-        hint = f"mlops-assets land {day.isoformat()}" if day else "mlops-assets land <day>"
         raise dg.Failure(
-            description=f"{asset_label}: no landed file at {path}; land it first (`{hint}`)",
+            description=f"{asset_label}: no landed file at {path}; land it first (`mlops-assets land <day>`)",
             allow_retries=False,
         )
     try:
         parsed = parse_landed_csv(path.read_bytes(), table, source=str(path))
-        if day is not None:
-            check_partition_date(parsed.frame, day, source=str(path))
     except LandedFileError as exc:
-        # The lake partition is untouched: nothing is written before the whole file has passed its contract.
+        # The lake file is untouched: nothing is written before the whole file has passed its contract.
         raise dg.Failure(description=f"{asset_label}: {exc}", allow_retries=False) from exc
     payload = parquet_bytes(parsed.frame)
-    folder = lake.raw_table_uri(table) + (f"/date={day.isoformat()}" if day else "")
-    write_bytes_atomic(f"{folder}/data.parquet", payload)
+    write_bytes_atomic(f"{lake.raw_table_uri(table)}/data.parquet", payload)
     return {
         "rows": parsed.frame.height,
         "bytes": len(payload),
@@ -69,47 +67,142 @@ def _ingest_file(lake: LakeResource, table: str, day: date | None, asset_label: 
     }
 
 
+class RawIngestConfig(dg.Config):
+    """Run config of the daily raw assets (editable in the launchpad)."""
+
+    max_bad_share: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of a day's rows that may be quarantined; above it nothing of the run is published.",
+    )
+    min_tolerated_bad_rows: int = Field(
+        default=1,
+        ge=0,
+        description="Bad rows always quarantined rather than failing the day (one bad reading in ~72 weather rows).",
+    )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One day that passed the gate, encoded and hashed, waiting to be published."""
+
+    partition: str
+    payload: bytes
+    quarantine: bytes | None
+    rows: int
+    quarantined: int
+    extra_columns: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def _prepare_day(lake: LakeResource, table: str, day: date, config: RawIngestConfig) -> _Prepared:
+    """Read, gate and encode one day; raise DeliveryError (or FileNotFoundError) without touching the lake."""
+    path = landed_file_path(lake.landing_path(), table, day)
+    if not path.exists():
+        raise DeliveryError(
+            str(path), None, "not_landed", "no landed file", f"land it first (`mlops-assets land {day.isoformat()}`)"
+        )
+    delivery = inspect_delivery(path.read_bytes(), table, day, source=str(path), file_label=f"{table}/{path.name}")
+    enforce_bad_share(delivery, config.max_bad_share, config.min_tolerated_bad_rows)
+    check_redelivery(delivery, published_row_count(partition_uri(lake.lake_root, table, day)))
+    return _Prepared(
+        partition=day.isoformat(),
+        payload=parquet_bytes(delivery.good),
+        quarantine=parquet_bytes(delivery.quarantine) if delivery.bad_rows else None,
+        rows=delivery.good.height,
+        quarantined=delivery.bad_rows,
+        extra_columns=delivery.extra_columns,
+        warnings=tuple(delivery.warnings()),
+    )
+
+
+def _publish_day(lake: LakeResource, table: str, prepared: _Prepared) -> None:
+    day = date.fromisoformat(prepared.partition)
+    # The quarantine first: a crash between the two writes leaves the previous partition with the new quarantine,
+    # which the re-run (the run is not recorded as done) overwrites with the same bytes as an uninterrupted run.
+    bad_uri = quarantine_uri(lake.lake_root, table, day)
+    if prepared.quarantine is not None:
+        write_bytes_atomic(bad_uri, prepared.quarantine)
+    else:
+        remove_if_exists(bad_uri)
+    write_bytes_atomic(partition_uri(lake.lake_root, table, day), prepared.payload)
+
+
 def _daily_raw_asset(table: str) -> dg.AssetsDefinition:
     key = dg.AssetKey(["raw", table])
+    asset_name = key.to_user_string()
 
     @dg.multi_asset(
         name=f"raw_{table}",
-        specs=[_raw_spec(table, f"Landed {table} rows of one New York day, typed and stored as Parquet.", daily=True)],
+        specs=[_raw_spec(table, f"Landed {table} rows of one New York day, gated and stored as Parquet.", daily=True)],
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
-    def _asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext, config: RawIngestConfig, lake: LakeResource) -> dg.MaterializeResult:
         keys = context.partition_keys
 
-        def ingest(partition_key: str) -> dict[str, object]:
-            label = f"asset {key.to_user_string()} partition {partition_key}"
-            return {"partition": partition_key, **_ingest_file(lake, table, date.fromisoformat(partition_key), label)}
-
-        per_day: list[dict[str, object]] = []
-        # Files are independent and polars parses outside the GIL, so a range is ingested a few files at a time;
-        # results are taken in partition order, and the first failure cancels the files not yet started.
+        # Phase 1: every day of the range passes the gate and is encoded in memory before any byte is published, so
+        # a bad day fails the run with the lake untouched and Dagster's records (no materialisation) agree with it.
+        prepared: list[_Prepared] = []
+        failures: list[str] = []
         with ThreadPoolExecutor(max_workers=INGEST_THREADS) as pool:
-            futures = [pool.submit(ingest, partition_key) for partition_key in keys]
-            try:
-                for index, future in enumerate(futures, start=1):
-                    per_day.append(future.result())
-                    if index % 30 == 0 or index == len(keys):
-                        context.log.info(f"{key.to_user_string()}: {index}/{len(keys)} partitions written")
-            except BaseException:
-                pool.shutdown(cancel_futures=True)
-                raise
-        digests = [str(item["sha256"]) for item in per_day]
+            futures = [pool.submit(_prepare_day, lake, table, date.fromisoformat(pk), config) for pk in keys]
+            for partition_key, future in zip(keys, futures, strict=True):
+                try:
+                    prepared.append(future.result())
+                except DeliveryError as exc:
+                    failures.append(f"asset {asset_name} partition {partition_key}: {exc}")
+        if failures:
+            kept = "the lake keeps its previous partition(s)"
+            passed = len(keys) - len(failures)
+            summary = (
+                f"asset {asset_name}: {len(failures)} of {len(keys)} partition(s) failed the quality gate; nothing "
+                f"was published ({passed} passing day(s) included), {kept}. Fix or re-land the failed day(s), or run "
+                "the range without them."
+            )
+            for line in failures:
+                context.log.error(line)
+            raise dg.Failure(description="\n".join([*failures, summary]), allow_retries=False)
+
+        for item in prepared:
+            for note in item.warnings:
+                context.log.warning(f"asset {asset_name} partition {item.partition}: {note}")
+
+        # Phase 2: publish. Each file is replaced atomically and is a pure function of its landed file, so a run
+        # killed here leaves complete partitions only, and the re-run writes the same bytes (SHA-256) again.
+        with ThreadPoolExecutor(max_workers=INGEST_THREADS) as pool:
+            for index, _ in enumerate(pool.map(lambda item: _publish_day(lake, table, item), prepared), start=1):
+                if index % 30 == 0 or index == len(prepared):
+                    context.log.info(f"{asset_name}: {index}/{len(prepared)} partitions written")
+
+        digests = [sha256_hex(item.payload) for item in prepared]
         version = digests[0] if len(digests) == 1 else sha256_hex("".join(digests).encode())
+        extra = {item.partition: list(item.extra_columns) for item in prepared if item.extra_columns}
+        per_day = [
+            {
+                "partition": item.partition,
+                "rows": item.rows,
+                "quarantined": item.quarantined,
+                "bytes": len(item.payload),
+                "sha256": digest,
+            }
+            for item, digest in zip(prepared, digests, strict=True)
+        ]
         return dg.MaterializeResult(
             asset_key=key,
             data_version=dg.DataVersion(version),
             metadata={
-                "partitions": len(per_day),
-                "dagster/row_count": sum(int(item["rows"]) for item in per_day),  # type: ignore[call-overload]
-                "bytes": sum(int(item["bytes"]) for item in per_day),  # type: ignore[call-overload]
+                "partitions": len(prepared),
+                "dagster/row_count": sum(item.rows for item in prepared),
+                "quarantined_rows": sum(item.quarantined for item in prepared),
+                "bytes": sum(len(item.payload) for item in prepared),
                 "content_sha256": version,
+                "extra_columns": dg.MetadataValue.json(extra),
+                "warnings": dg.MetadataValue.md("\n".join(f"- {n}" for item in prepared for n in item.warnings)),
                 "per_partition": dg.MetadataValue.md(_markdown_table(per_day[-50:])),
                 "lake_path": dg.MetadataValue.path(lake.raw_table_uri(table)),
+                "quarantine_path": dg.MetadataValue.path(f"{lake.lake_root.rstrip('/')}/raw_quarantine/{table}"),
             },
         )
 
@@ -127,7 +220,7 @@ def _dimension_raw_asset(table: str) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def _asset(lake: LakeResource) -> dg.MaterializeResult:
-        stats = _ingest_file(lake, table, None, f"asset {key.to_user_string()}")
+        stats = _ingest_dimension(lake, table, f"asset {key.to_user_string()}")
         return dg.MaterializeResult(
             asset_key=key,
             data_version=dg.DataVersion(str(stats["sha256"])),
@@ -143,8 +236,11 @@ def _dimension_raw_asset(table: str) -> dg.AssetsDefinition:
 
 
 def _markdown_table(rows: list[dict[str, object]]) -> str:
-    header = "| partition | rows | bytes | sha256 |\n|---|---:|---:|---|\n"
-    body = "".join(f"| {r['partition']} | {r['rows']} | {r['bytes']} | `{str(r['sha256'])[:12]}` |\n" for r in rows)
+    header = "| partition | rows | quarantined | bytes | sha256 |\n|---|---:|---:|---:|---|\n"
+    body = "".join(
+        f"| {r['partition']} | {r['rows']} | {r['quarantined']} | {r['bytes']} | `{str(r['sha256'])[:12]}` |\n"
+        for r in rows
+    )
     return header + body
 
 
