@@ -90,3 +90,43 @@ def contiguous_ranges(days: list[date]) -> list[tuple[date, date]]:
         else:
             ranges.append((day, day))
     return ranges
+
+
+# A day's tables can land hours apart. The sensor waits this long after the newest file of an incomplete day
+# before requesting it anyway, so that the missing table's raw asset fails loudly instead of the day waiting forever.
+LANDING_WAIT = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class DayReadiness:
+    """Changed days sorted by what the landing sensor should do with them."""
+
+    ready: list[date]
+    # day -> (missing tables, seconds since the newest landed file of the day)
+    overdue: dict[date, tuple[list[str], float]]
+    waiting: dict[date, tuple[list[str], float]]
+
+
+def classify_days(
+    changed: set[date],
+    landed: dict[date, dict[str, float]],
+    tables: tuple[str, ...],
+    now: float,
+    wait: timedelta = LANDING_WAIT,
+) -> DayReadiness:
+    """Split changed days into ready (every table landed), overdue (one missing past ``wait``) and waiting.
+
+    ``landed`` maps a day to the mtime (epoch seconds) of each of its landed tables.
+    """
+    ready: list[date] = []
+    overdue: dict[date, tuple[list[str], float]] = {}
+    waiting: dict[date, tuple[list[str], float]] = {}
+    for day in sorted(changed):
+        present = landed.get(day, {})
+        missing = [table for table in tables if table not in present]
+        if not missing:
+            ready.append(day)
+            continue
+        age = now - max(present.values()) if present else 0.0
+        (overdue if age >= wait.total_seconds() else waiting)[day] = (missing, age)
+    return DayReadiness(ready=ready, overdue=overdue, waiting=waiting)

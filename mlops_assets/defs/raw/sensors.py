@@ -1,12 +1,17 @@
-"""Landing sensor: a newly landed (or re-landed) file requests the matching raw partition."""
+"""Landing sensor: a day whose flights and weather files have both landed (new or re-landed) requests its partitions.
+
+A day with only one table landed waits for the other; ``LANDING_WAIT`` (6 h after the newest file of the day) later it
+is requested anyway, in a run of its own, where the missing table's raw asset fails with the file it could not find.
+"""
 
 import json
+import time
 from datetime import date
 
 import dagster as dg
 
 from mlops_assets.defs.common import LakeResource, daily_partitions
-from mlops_assets.lib.landing import contiguous_ranges
+from mlops_assets.lib.landing import LANDING_WAIT, classify_days, contiguous_ranges
 from mlops_assets.lib.source import DAILY_TABLES, DIMENSION_TABLES
 
 raw_daily_job = dg.define_asset_job(
@@ -29,41 +34,90 @@ def _landed_state(lake: LakeResource) -> dict[str, float]:
     return state
 
 
+def _day_of(name: str) -> date | None:
+    try:
+        return date.fromisoformat(name.split("/", 1)[1].removesuffix(".csv"))
+    except ValueError:
+        return None
+
+
+def _range_request(first: date, last: date, tags: dict[str, str] | None = None) -> dg.RunRequest:
+    return dg.RunRequest(
+        job_name=raw_daily_job.name,
+        tags={
+            "dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat(),
+            **(tags or {}),
+        },
+    )
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h"
+
+
 @dg.sensor(
     jobs=[raw_daily_job, raw_dimensions_job],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests the raw partition of every day whose landed files are new or changed.",
+    description=(
+        "Requests the raw partitions of every day whose landed files are new or changed, once both its flights and "
+        f"weather files are there (or {_hours(LANDING_WAIT.total_seconds())} after the newest one landed)."
+    ),
 )
 def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
     seen: dict[str, float] = json.loads(context.cursor) if context.cursor else {}
     current = _landed_state(lake)
     changed = [name for name, mtime in current.items() if seen.get(name) != mtime]
     valid_keys = set(daily_partitions.get_partition_keys())
-    days: set[date] = set()
+
+    landed: dict[date, dict[str, float]] = {}
+    for name, mtime in current.items():
+        table = name.split("/", 1)[0]
+        day = _day_of(name) if table in DAILY_TABLES else None
+        if day is not None:
+            landed.setdefault(day, {})[table] = mtime
+
+    changed_days: set[date] = set()
     dimensions_changed = False
     for name in changed:
-        table, filename = name.split("/", 1)
+        table = name.split("/", 1)[0]
         if table in DIMENSION_TABLES:
             dimensions_changed = True
             continue
-        try:
-            day = date.fromisoformat(filename.removesuffix(".csv"))
-        except ValueError:
+        day = _day_of(name)
+        if day is None:
             context.log.warning(f"ignoring landed file {name}: the name is not a YYYY-MM-DD.csv day")
-            continue
-        if day.isoformat() in valid_keys:
-            days.add(day)
-    requests = [
-        dg.RunRequest(
-            job_name=raw_daily_job.name,
-            tags={
-                "dagster/asset_partition_range_start": first.isoformat(),
-                "dagster/asset_partition_range_end": last.isoformat(),
-            },
+        elif day.isoformat() in valid_keys:
+            changed_days.add(day)
+
+    readiness = classify_days(changed_days, landed, DAILY_TABLES, now=time.time())
+    requests = [_range_request(first, last) for first, last in contiguous_ranges(readiness.ready)]
+    for day, (missing, age) in readiness.overdue.items():
+        message = (
+            f"day {day.isoformat()}: {', '.join(missing)} not landed {_hours(age)} after the day's other file "
+            f"(wait {_hours(LANDING_WAIT.total_seconds())}); requesting it alone so that asset raw/{missing[0]} "
+            f"fails naming the missing file; land it with `mlops-assets land {day.isoformat()}`"
         )
-        for first, last in contiguous_ranges(sorted(days))
-    ]
+        context.log.warning(message)
+        # A run of its own: a range run publishes nothing when one day fails, and this day will fail.
+        requests.append(_range_request(day, day, {"mlops/landing_timeout": ",".join(missing)}))
     if dimensions_changed:
         requests.insert(0, dg.RunRequest(run_key=None, job_name=raw_dimensions_job.name))
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(current))
+
+    # Files of waiting days stay out of the cursor so that they count as changed again on the next evaluation.
+    waiting_names = {f"{table}/{day.isoformat()}.csv" for day in readiness.waiting for table in DAILY_TABLES}
+    cursor = {name: mtime for name, mtime in current.items() if name not in waiting_names}
+    cursor.update({name: mtime for name, mtime in seen.items() if name in waiting_names})
+    waiting = "waiting for " + "; ".join(
+        f"{', '.join(missing)} of {day.isoformat()} ({_hours(age)} since the day's other file, requested when it "
+        f"lands or after {_hours(LANDING_WAIT.total_seconds())})"
+        for day, (missing, age) in readiness.waiting.items()
+    )
+    if readiness.waiting:
+        context.log.info(waiting)
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=json.dumps(cursor, sort_keys=True),
+        skip_reason=waiting if readiness.waiting and not requests else None,
+    )
