@@ -21,6 +21,17 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 FEATURE_REPO_DIR = PACKAGE_ROOT / "feature_repo"
 
 
+# Feature definitions shared by dbt (passed as --vars by the dbt assets) and Python (feature names, views, TTLs).
+# They name feature columns (``route_delay_rate_28d``), so they are code, not environment: changing one is a schema
+# change of the feature contract and of every trained model.
+HISTORY_WINDOWS: dict[str, int] = {"route": 28, "carrier": 28, "origin": 7}
+"""Trailing window, in days, of the daily delay statistics per entity."""
+MAX_WEATHER_AGE_MINUTES = 180
+"""Weather older than this at prediction time counts as missing rather than carried forward."""
+WEATHER_RECORD_MINUTES = 60
+"""An hourly weather record summarises its hour: it is usable from the end of the hour it is stamped with."""
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable and the fix."""
 
@@ -63,6 +74,15 @@ class Settings:
     def raw_table_uri(self, table: str) -> str:
         return f"{self.lake_root.rstrip('/')}/raw/{table}"
 
+    def dbt_vars(self) -> dict[str, int]:
+        """The feature definitions dbt reads with ``var()``: the one source of truth is this module."""
+        return {
+            "prediction_lead_minutes": self.prediction_lead_minutes,
+            "max_weather_age_minutes": MAX_WEATHER_AGE_MINUTES,
+            "weather_record_minutes": WEATHER_RECORD_MINUTES,
+            **{f"{entity}_history_days": days for entity, days in HISTORY_WINDOWS.items()},
+        }
+
     def dbt_env(self) -> dict[str, str]:
         """Variables the dbt profile and sources read (dbt runs as a subprocess)."""
         return {"MLOPS_DUCKDB_PATH": str(self.duckdb_path), "MLOPS_LAKE_ROOT": self.lake_root}
@@ -80,6 +100,15 @@ def _positive_days(env: dict[str, str], name: str, default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise SettingsError(f"{name}={value!r} must be a positive whole number of days, e.g. {name}={default}")
     return int(value)
+
+
+def _whole_weeks(env: dict[str, str], name: str, default: int) -> int:
+    days = _positive_days(env, name, default)
+    if days % 7:
+        # Models are weekly partitions: with whole weeks, the weekly-to-daily partition mapping declares exactly the
+        # training and validation days as the model's inputs (a partial week would drag holdout days into lineage).
+        raise SettingsError(f"{name}={days} must be a whole number of weeks (a multiple of 7), e.g. {name}={default}")
+    return days
 
 
 def _flag(env: dict[str, str], name: str) -> bool:
@@ -139,8 +168,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         partitions_start=start,
         partitions_end=end,
         prediction_lead_minutes=int(lead),
-        train_days=_positive_days(env, "MLOPS_TRAIN_DAYS", 28),
-        valid_days=_positive_days(env, "MLOPS_VALID_DAYS", 7),
-        holdout_days=_positive_days(env, "MLOPS_HOLDOUT_DAYS", 7),
+        train_days=_whole_weeks(env, "MLOPS_TRAIN_DAYS", 28),
+        valid_days=_whole_weeks(env, "MLOPS_VALID_DAYS", 7),
+        holdout_days=_whole_weeks(env, "MLOPS_HOLDOUT_DAYS", 7),
         sweep_use_gpu=_flag(env, "MLOPS_SWEEP_USE_GPU"),
     )

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -94,11 +94,14 @@ FEATURES_END = date(2013, 2, 10)
 
 @pytest.fixture(scope="session")
 def feature_lake(warehouse: Warehouse, dagster_instance: object) -> Warehouse:
-    """Validated features and the Feast entity tables for the training and validation days of TRAINING_PARTITION."""
+    """Validated features and the Feast entity tables for the training and validation days of TRAINING_PARTITION,
+    and the day before them, whose feature_store partition produced the first training day's delay statistics."""
     from mlops_assets.definitions import defs
     from mlops_assets_tests.helpers import materialize_range
 
-    result = materialize_range(defs, dagster_instance, "group:features", FEATURES_START, FEATURES_END)
+    result = materialize_range(
+        defs, dagster_instance, "group:features", FEATURES_START - timedelta(days=1), FEATURES_END
+    )
     assert result.success
     return warehouse
 

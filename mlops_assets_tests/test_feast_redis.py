@@ -9,14 +9,11 @@ import polars as pl
 import pytest
 
 from mlops_assets.defs.features.resources import FeatureStoreResource
-from mlops_assets.lib.features import (
-    FEATURE_VIEWS,
-    entity_table_uri,
-    entity_tables,
-    merge_entity_table,
-    prepare_model_rows,
-    validate_features,
-)
+from mlops_assets.lib.feature_contract import prepare_model_rows, split_scope
+from mlops_assets.lib.feature_paths import entity_table_uri
+from mlops_assets.lib.feature_validation import validate_features
+from mlops_assets.lib.feature_views import FEATURE_VIEWS, feature_tables, merge_entity_table, read_warehouse_inputs
+from mlops_assets.lib.intraday import with_intraday_keys
 from mlops_assets.lib.io import parquet_bytes, write_bytes_atomic
 from mlops_assets.settings import load_settings
 from mlops_assets_tests.conftest import Warehouse
@@ -43,16 +40,22 @@ def test_production_profile_serves_from_redis(warehouse: Warehouse, redis_port: 
     day = warehouse.end
     with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
         enriched = con.sql("select * from flights_enriched where flight_date = ?", params=[day]).pl()
-    valid = validate_features(prepare_model_rows(enriched)).valid
-    tables = entity_tables(valid)
+    valid = validate_features(prepare_model_rows(split_scope(enriched)[0])).valid
+    tables = feature_tables(valid, read_warehouse_inputs(str(warehouse.duckdb_path), day, day))
     for spec in FEATURE_VIEWS:
         merged = merge_entity_table(spec, None, tables[spec.name], [day])
         write_bytes_atomic(entity_table_uri(settings.lake_root, spec.name), parquet_bytes(merged))
 
     store = FeatureStoreResource.from_settings(settings)
     assert store.get_store().config.online_store.type == "redis"
+    # The day's rows are stamped from its midnight to the statistics it produced for the next day.
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    store.materialize(start, start + timedelta(days=1), [spec.name for spec in FEATURE_VIEWS])
+    batch_views = [spec for spec in FEATURE_VIEWS if not spec.live]
+    store.materialize(start, start + timedelta(days=2), [spec.name for spec in batch_views])
+    # The live views arrive through their push sources, as the departure feed sends them.
+    for spec in FEATURE_VIEWS:
+        if spec.live:
+            store.push_online(spec.push_source, tables[spec.name].drop("source_date"))
 
     route = tables["route_delay_stats"].row(0, named=True)
     weather = tables["origin_weather"].filter(pl.col("origin") == "JFK").sort("event_ts").row(-1, named=True)
@@ -67,10 +70,18 @@ def test_production_profile_serves_from_redis(warehouse: Warehouse, redis_port: 
 
     # Our serving reader (one pipelined HMGET per view) answers exactly what Feast's generic lookup answers,
     # for every view and feature at once, unknown keys included.
+    keyed = with_intraday_keys(valid.select("flight_date", "route", "carrier", "origin", "tailnum").head(40))
     rows = [
-        {"route": r["route"], "carrier": r["carrier"], "origin": r["origin"], "tailnum": r["tailnum"] or "N0"}
-        for r in valid.select("route", "carrier", "origin", "tailnum").head(40).to_dicts()
-    ] + [{"route": "XXX-YYY", "carrier": "XX", "origin": "XXX", "tailnum": "N0"}]
+        {key: value for key, value in row.items() if key != "flight_date"} for row in keyed.to_dicts()
+    ] + [
+        {
+            "route": "XXX-YYY", "carrier": "XX", "origin": "XXX", "tailnum": "N0",
+            "origin_day": "XXX|2013-01-01", "carrier_origin_day": "XX|XXX|2013-01-01", "tail_day": "N0|2013-01-01",
+        }
+    ]  # fmt: skip
     features = [f"{spec.name}:{name}" for spec in FEATURE_VIEWS for name in spec.features]
     expected = store.get_store().get_online_features(features=features, entity_rows=rows).to_dict()
     assert store.online_features(features, rows) == expected
+    # Pushed intraday values are served: the end-of-day state of the first flight's origin.
+    origin_today = tables["origin_today"].filter(pl.col("origin_day") == rows[0]["origin_day"]).sort("event_ts")
+    assert expected["origin_departed_today"][0] == origin_today["origin_departed_today"][-1] > 0

@@ -12,16 +12,15 @@ from mlops_assets.definitions import defs
 from mlops_assets.defs.common import SETTINGS, LakeResource
 from mlops_assets.defs.features import feature_store, validated_features
 from mlops_assets.defs.features.resources import FeatureStoreResource
-from mlops_assets.lib.features import (
+from mlops_assets.lib.feature_contract import OUTCOME_COLUMNS, prepare_model_rows, split_scope
+from mlops_assets.lib.feature_paths import entity_table_uri, partition_uri
+from mlops_assets.lib.feature_validation import validate_features
+from mlops_assets.lib.feature_views import (
     FEATURE_VIEWS,
-    OUTCOME_COLUMNS,
-    entity_table_uri,
-    entity_tables,
+    feature_tables,
     latest_per_key,
     merge_entity_table,
-    partition_uri,
-    prepare_model_rows,
-    validate_features,
+    read_warehouse_inputs,
 )
 from mlops_assets.lib.io import parquet_bytes, write_bytes_atomic
 from mlops_assets.lib.online import OnlineLookupError
@@ -41,7 +40,11 @@ def _metadata(instance, key: str, partition: str) -> dict:
 def test_features_graph_wiring() -> None:
     graph = defs.resolve_asset_graph()
     assert graph.get(dg.AssetKey("validated_features")).parent_keys == {dg.AssetKey("flights_enriched")}
-    assert graph.get(dg.AssetKey("feature_store")).parent_keys == {dg.AssetKey("validated_features")}
+    assert graph.get(dg.AssetKey("feature_store")).parent_keys == {
+        dg.AssetKey("validated_features"),
+        dg.AssetKey("flights_enriched"),
+        dg.AssetKey("delay_history"),
+    }
     checks = {key.name for key in graph.asset_check_keys if key.asset_key == dg.AssetKey("validated_features")}
     assert {"invalid_fraction_within_threshold", "unique_flight_id", "no_outcome_columns"} <= checks
     spec = graph.get(dg.AssetKey("validated_features"))
@@ -60,16 +63,20 @@ def test_two_days_validate_materialise_and_serve_online(warehouse: Warehouse, da
     for day in (first, last):
         valid = pl.read_parquet(partition_uri(lake, "validated", day))
         with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
-            expected = con.execute("select count(*) from flights_enriched where flight_date = ?", [day]).fetchone()[0]
+            expected = con.execute(
+                "select count(*) from flights_enriched where flight_date = ? and tailnum is not null", [day]
+            ).fetchone()[0]
         quarantined = pl.read_parquet(partition_uri(lake, "quarantine", day))
         assert valid.height + quarantined.height == expected
+        assert valid["tailnum"].null_count() == 0
         assert not set(valid.columns) & set(OUTCOME_COLUMNS)
     meta = _metadata(dagster_instance, "feature_store", last.isoformat())
     assert meta["watermark"] == (last + timedelta(days=1)).isoformat() + "T00:00:00"
 
-    # The online store returns the values materialised for the latest day.
+    # The online store returns the statistics the latest day produced: those that serve the day after it, online
+    # before that day's first prediction.
     route_stats = pl.read_parquet(entity_table_uri(lake, "route_delay_stats"))
-    latest = route_stats.filter(pl.col("event_ts").dt.date() == last).row(0, named=True)
+    latest = route_stats.filter(pl.col("event_ts").dt.date() == last + timedelta(days=1)).row(0, named=True)
     store = FeatureStoreResource.from_settings(SETTINGS)
     online = store.online_features(
         ["route_delay_stats:route_delay_rate_28d", "route_delay_stats:route_flights_28d"],
@@ -87,11 +94,16 @@ def test_two_days_validate_materialise_and_serve_online(warehouse: Warehouse, da
     online = store.online_features(["route_delay_stats:route_delay_rate_28d"], [{"route": latest["route"]}])
     assert online["route_delay_rate_28d"][0] == latest["route_delay_rate_28d"]
 
-    # The training frame for the window has one row per validated flight and the same features.
+    # The training frame for the window has one row per validated flight. Statistics for a day come from the
+    # feature_store partition of the day before, so the last day's flights carry the statistics dbt joined, wherever
+    # their prediction time falls on their own day (before midnight, the previous day's statistics apply).
     frame = build_training_frame(lake, first, last)
     validated = pl.concat([pl.read_parquet(partition_uri(lake, "validated", d)) for d in (first, last)])
     assert frame.height == validated.height
-    joined = frame.join(validated.select("flight_id", "route_delay_rate_28d"), on="flight_id", suffix="_v")
+    joined = frame.join(validated.select("flight_id", "route_delay_rate_28d"), on="flight_id", suffix="_v").filter(
+        (pl.col("prediction_ts").dt.date() == pl.col("flight_date")) & (pl.col("flight_date") == last)
+    )
+    assert joined.height > 0.4 * frame.height
     assert joined.filter(pl.col("route_delay_rate_28d").ne_missing(pl.col("route_delay_rate_28d_v"))).height == 0
 
 
@@ -105,7 +117,7 @@ def test_all_bad_partition_fails_and_writes_nothing_downstream(warehouse: Wareho
             "from src.flights_enriched where flight_date = ?",
             [day],
         )
-        rows = con.execute("select count(*) from flights_enriched").fetchone()[0]
+        rows = con.execute("select count(*) from flights_enriched where tailnum is not null").fetchone()[0]
     lake = tmp_path / "lake"
     small = dg.Definitions(
         assets=[validated_features, feature_store],
@@ -179,12 +191,10 @@ def test_online_write_matches_feast_materialize(warehouse: Warehouse, tmp_path: 
         enriched = con.sql(
             "select * from flights_enriched where flight_date between ? and ?", params=[first, last]
         ).pl()
-    tables = {
-        spec.name: merge_entity_table(spec, None, table, [first, last])
-        for spec, table in zip(
-            FEATURE_VIEWS, entity_tables(validate_features(prepare_model_rows(enriched)).valid).values(), strict=True
-        )
-    }
+    valid = validate_features(prepare_model_rows(split_scope(enriched)[0])).valid
+    fresh = feature_tables(valid, read_warehouse_inputs(str(warehouse.duckdb_path), first, last))
+    batch_views = [spec for spec in FEATURE_VIEWS if not spec.live]
+    tables = {spec.name: merge_entity_table(spec, None, fresh[spec.name], [first, last]) for spec in batch_views}
     lake = str(tmp_path / "lake")
     for name, table in tables.items():
         write_bytes_atomic(entity_table_uri(lake, name), parquet_bytes(table))
@@ -197,17 +207,16 @@ def test_online_write_matches_feast_materialize(warehouse: Warehouse, tmp_path: 
             lake_root=lake,
         )
 
-    # Wall-clock day bounds as the asset computes them; Feast's materialize takes them labelled UTC.
-    start, end = (
-        datetime(first.year, first.month, first.day),
-        datetime(last.year, last.month, last.day) + timedelta(days=1),
-    )
+    # Feast materialises by stamp, we write by producing day: the stamps of the two days' rows run from the first
+    # day's midnight to the statistics stamped the day after the last (wall clock, labelled UTC for Feast).
+    start = datetime(first.year, first.month, first.day)
+    end = max(table["event_ts"].max() for table in tables.values()) + timedelta(seconds=1)
     materialized, written = store("feast"), store("ours")
     materialized.materialize(start.replace(tzinfo=UTC), end.replace(tzinfo=UTC), list(tables))
-    for spec in FEATURE_VIEWS:
-        written.write_online(spec.name, latest_per_key(spec, tables[spec.name], start, end))
+    for spec in batch_views:
+        written.write_online(spec.name, latest_per_key(spec, tables[spec.name], first, last))
 
-    for spec in FEATURE_VIEWS:
+    for spec in batch_views:
         keys = [{spec.join_key: key} for key in tables[spec.name][spec.join_key].unique().sort().to_list()]
         keys.append({spec.join_key: "NO-SUCH-KEY"})
         features = [f"{spec.name}:{name}" for name in spec.features]

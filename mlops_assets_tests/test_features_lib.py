@@ -7,20 +7,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlops_assets.lib.features import (
+from mlops_assets.lib.feature_contract import (
     CONTRACT_DTYPES,
     FEATURE_COLUMNS,
-    FEATURE_VIEWS,
     HISTORICAL_STAT_COLUMNS,
     LABEL_COLUMN,
     OUTCOME_COLUMNS,
     OUTCOME_NAME_FRAGMENTS,
     FeatureContractError,
+    prepare_model_rows,
+    split_scope,
+)
+from mlops_assets.lib.feature_validation import validate_features
+from mlops_assets.lib.feature_views import (
+    FEATURE_VIEWS,
+    FEATURE_VIEWS_BY_NAME,
     FeatureViewSpec,
     entity_tables,
     merge_entity_table,
-    prepare_model_rows,
-    validate_features,
 )
 from mlops_assets.lib.point_in_time import point_in_time_join
 
@@ -75,6 +79,7 @@ BAD_ROWS = [
     ("carrier", "ZZ", "carrier:isin"),
     ("plane_type", "Zeppelin", "plane_type:isin"),
     ("carrier", None, "carrier:not_nullable"),
+    ("tailnum", None, "tailnum:not_nullable"),  # split_scope sets these apart first; validation still refuses one
     ("is_delayed", 2, "is_delayed:isin"),
     ("sched_dep_time", 675, "sched_dep_time:valid_hhmm"),
     ("sched_arr_time", 600, "sched_arr_after_dep"),  # departs 06:00, "arrives" 06:00
@@ -220,16 +225,23 @@ def test_point_in_time_join_never_looks_ahead() -> None:
 
 def test_entity_tables_round_trip_through_the_join() -> None:
     valid = _validate(_enriched()).valid
-    tables = {
-        spec.name: merge_entity_table(spec, None, t, [])
-        for spec, t in zip(FEATURE_VIEWS, entity_tables(valid).values(), strict=True)
-    }
+    fresh = entity_tables(valid)
+    tables = {name: merge_entity_table(FEATURE_VIEWS_BY_NAME[name], None, t, []) for name, t in fresh.items()}
+    specs = [FEATURE_VIEWS_BY_NAME[name] for name in fresh]
     out = point_in_time_join(
-        valid.select("flight_id", "prediction_ts", "route", "carrier", "origin", "tailnum"), tables
+        valid.select("flight_id", "prediction_ts", "route", "carrier", "origin", "tailnum"), tables, specs=specs
     )
-    for name in ("route_delay_rate_28d", "weather_temp", "plane_year"):
+    for name in ("weather_temp", "plane_year"):
         assert out[name].to_list() == valid[name].to_list()
     # Re-merging the same day replaces its rows instead of duplicating them.
-    spec = FEATURE_VIEWS[0]
-    again = merge_entity_table(spec, tables[spec.name], entity_tables(valid)[spec.name], [date(2013, 3, 4)])
+    spec = FEATURE_VIEWS_BY_NAME["origin_weather"]
+    again = merge_entity_table(spec, tables[spec.name], fresh[spec.name], [date(2013, 3, 4)])
     assert again.equals(tables[spec.name])
+
+
+def test_flights_without_a_tail_number_are_out_of_scope() -> None:
+    frame = _enriched(4).with_columns(
+        pl.when(pl.int_range(pl.len()) == 1).then(None).otherwise(pl.col("tailnum")).alias("tailnum")
+    )
+    in_scope, out_of_scope = split_scope(frame)
+    assert in_scope.height == 3 and out_of_scope["flight_id"].to_list() == [frame["flight_id"][1]]

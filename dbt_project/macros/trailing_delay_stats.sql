@@ -1,36 +1,31 @@
-{#- Point-in-time delay statistics of one entity (route, carrier, origin): for every flight day in the partition
-    window, the flights of the `window_days` days strictly before it. The day itself is never included, so a
-    feature can only see outcomes that were known before the flight's day began. -#}
+{#- Point-in-time delay statistics of one entity (route, carrier, origin), computed at the end of each day D of the
+    partition window for the flights of D + 1: the flights of the `window_days` days up to and including D whose
+    outcome was known before D + 1 began (`outcome_known_at`, see stg_flights). A flight of D that lands after
+    midnight is not counted: its outcome is unknown at D + 1's early predictions. Because the statistics for D + 1
+    exist once D is built, they can be served before D + 1's first prediction. -#}
 {% macro trailing_delay_stats(entity_column, window_days) %}
 select
-    target_days.flight_date,
+    partition_days.partition_date,
+    partition_days.partition_date + 1 as stats_date,
     '{{ entity_column }}' as entity_type,
-    target_days.{{ entity_column }} as entity,
+    known.{{ entity_column }} as entity,
     {{ window_days }} as window_days,
-    coalesce(sum(daily.flights), 0)::integer as flights,
-    sum(daily.delayed) / nullif(sum(daily.flights), 0) as delay_rate,
-    sum(daily.cancelled) / nullif(sum(daily.flights), 0) as cancel_rate,
-    sum(daily.dep_delay_sum) / nullif(sum(daily.dep_delay_count), 0) as mean_dep_delay
+    count(*)::integer as flights,
+    avg(known.is_delayed) as delay_rate,
+    avg(known.is_cancelled::int) as cancel_rate,
+    avg(known.dep_delay) as mean_dep_delay
 from (
-    select distinct flight_date, {{ entity_column }}
+    select distinct flight_date as partition_date
     from {{ ref('stg_flights') }}
     where {{ partition_window('flight_date') }}
-) as target_days
-left join (
-    select
-        {{ entity_column }},
-        flight_date,
-        count(*) as flights,
-        sum(is_delayed) as delayed,
-        sum(is_cancelled::int) as cancelled,
-        sum(dep_delay) as dep_delay_sum,
-        count(dep_delay) as dep_delay_count
+) as partition_days
+inner join (
+    select {{ entity_column }}, flight_date, outcome_known_at, is_delayed, is_cancelled, dep_delay
     from {{ ref('stg_flights') }}
-    where {{ partition_window('flight_date', window_days + 1) }}
-    group by all
-) as daily
-    on daily.{{ entity_column }} = target_days.{{ entity_column }}
-    and daily.flight_date >= target_days.flight_date - {{ window_days }}
-    and daily.flight_date < target_days.flight_date
+    where {{ partition_window('flight_date', window_days) }}
+) as known
+    on known.flight_date > partition_days.partition_date - {{ window_days }}
+    and known.flight_date <= partition_days.partition_date
+    and known.outcome_known_at < cast(partition_days.partition_date + 1 as timestamp)
 group by all
 {% endmacro %}

@@ -1,16 +1,19 @@
 """Feast feature views over the per-entity feature tables in the lake (``<lake_root>/features/entity/<view>.parquet``).
 
-The tables are derived from ``validated_features`` by the ``feature_store`` asset. The view list, fields and TTLs come
-from :data:`mlops_assets.lib.features.FEATURE_VIEWS`, the same specification the point-in-time training join uses,
-so serving and training read the same features. The lake root comes from the settings.
+The tables are written by the ``feature_store`` asset. The view list, fields and TTLs come from
+:data:`mlops_assets.lib.feature_views.FEATURE_VIEWS`, the same specification the point-in-time training join uses,
+so serving and training read the same features. The intraday views are ``StreamFeatureView`` s over a ``PushSource``
+each: online, the departure feed pushes their rows as events happen (``mlops-assets replay-departures``); offline,
+their batch source is the same lake table training joins. The lake root comes from the settings.
 """
 
 import polars as pl
-from feast import FeatureView, Field, FileSource
+from feast import FeatureView, Field, FileSource, PushSource, StreamFeatureView
 from feast.types import Float64, Int64, PrimitiveFeastType, String
 
 from mlops_assets.feature_repo.entities import ENTITIES
-from mlops_assets.lib.features import FEATURE_VIEWS, entity_table_uri
+from mlops_assets.lib.feature_paths import entity_table_uri
+from mlops_assets.lib.feature_views import FEATURE_VIEWS
 from mlops_assets.settings import load_settings
 
 
@@ -22,29 +25,33 @@ def _feast_type(dtype: pl.DataType) -> PrimitiveFeastType:
     return String
 
 
-def build_feature_views(lake_root: str) -> list[FeatureView]:
-    views = []
+def build_feature_views(lake_root: str) -> list[FeatureView | PushSource]:
+    """Every view, and the push source of each live view (apply needs both)."""
+    objects: list[FeatureView | PushSource] = []
     for spec in FEATURE_VIEWS:
-        source = FileSource(
+        batch = FileSource(
             name=f"{spec.name}_source",
             path=entity_table_uri(lake_root, spec.name),
             timestamp_field=spec.timestamp_column,
         )
-        views.append(
-            FeatureView(
-                name=spec.name,
-                entities=[ENTITIES[spec.entity]],
-                ttl=spec.ttl,
-                schema=[
-                    Field(name=spec.join_key, dtype=String),
-                    *(Field(name=name, dtype=_feast_type(dtype)) for name, dtype in spec.features.items()),
-                ],
-                online=True,
-                source=source,
-                description=spec.description,
-            )
-        )
-    return views
+        schema = [
+            Field(name=spec.join_key, dtype=String),
+            *(Field(name=name, dtype=_feast_type(dtype)) for name, dtype in spec.features.items()),
+        ]
+        common = {
+            "name": spec.name,
+            "entities": [ENTITIES[spec.entity]],
+            "ttl": spec.ttl,
+            "schema": schema,
+            "online": True,
+            "description": spec.description,
+        }
+        if spec.live:
+            push = PushSource(name=spec.push_source, batch_source=batch)
+            objects += [push, StreamFeatureView(source=push, timestamp_field=spec.timestamp_column, **common)]
+        else:
+            objects.append(FeatureView(source=batch, **common))
+    return objects
 
 
 FEATURE_VIEW_OBJECTS = build_feature_views(load_settings().lake_root)

@@ -39,6 +39,12 @@ def write_bytes_atomic(uri: str | Path, payload: bytes) -> None:
         handle.write(payload)
 
 
+def read_bytes(uri: str | Path) -> bytes:
+    """The whole file at a path or fsspec URL; ``FileNotFoundError`` when it does not exist."""
+    with fsspec.open(str(uri), "rb") as handle:
+        return handle.read()
+
+
 def parquet_bytes(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.write_parquet(buffer, compression="zstd", statistics=True)

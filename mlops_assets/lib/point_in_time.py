@@ -10,8 +10,9 @@ handles the full year in a fraction of a second and keeps Feast's semantics:
 - of the eligible rows the latest wins;
 - a value older than the view's TTL counts as missing (null), as Feast's TTL does.
 
-The view list, keys, features and TTLs are :data:`mlops_assets.lib.features.FEATURE_VIEWS`, shared with the Feast
-repo, so training sees what serving sees.
+The view list, keys, features and TTLs are :data:`mlops_assets.lib.feature_views.FEATURE_VIEWS`, shared with the
+Feast repo, so training sees what serving sees; the intraday views join on day keys built from the request columns
+(:func:`mlops_assets.lib.intraday.with_intraday_keys`), as the serving request builds them.
 """
 
 from __future__ import annotations
@@ -23,15 +24,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from mlops_assets.lib.features import (
-    FEATURE_VIEWS,
-    KEY_COLUMN,
-    LABEL_COLUMN,
-    TIMESTAMP_COLUMN,
-    FeatureViewSpec,
-    entity_table_uri,
-    partition_uri,
-)
+from mlops_assets.lib.feature_contract import KEY_COLUMN, LABEL_COLUMN, TIMESTAMP_COLUMN
+from mlops_assets.lib.feature_paths import entity_table_uri, partition_uri
+from mlops_assets.lib.feature_views import FEATURE_VIEWS, FeatureViewSpec
+from mlops_assets.lib.intraday import with_intraday_keys
 
 # Known at request time from the schedule itself (the serving request carries them); everything else comes from
 # the entity views as of the row's timestamp.
@@ -120,5 +116,5 @@ def read_validated(lake_root: str, start: date, end: date) -> pl.DataFrame:
 def build_training_frame(lake_root: str, start: date, end: date) -> pl.DataFrame:
     """The training frame for flights of ``start..end``: key, timestamp, request columns, view features, label."""
     validated = read_validated(lake_root, start, end)
-    spine = validated.select(KEY_COLUMN, TIMESTAMP_COLUMN, *REQUEST_COLUMNS, LABEL_COLUMN)
+    spine = with_intraday_keys(validated.select(KEY_COLUMN, TIMESTAMP_COLUMN, *REQUEST_COLUMNS, LABEL_COLUMN))
     return point_in_time_join(spine, read_entity_tables(lake_root))

@@ -15,20 +15,24 @@ import polars as pl
 from sklearn.metrics import roc_auc_score
 
 from mlops_assets.lib.boosting import ModelData, TrainingDataError
-from mlops_assets.lib.features import (
+from mlops_assets.lib.feature_contract import (
     CATEGORICAL_COLUMNS,
     FEATURE_COLUMNS,
-    FEATURE_VIEWS,
     KEY_COLUMN,
     LABEL_COLUMN,
     TIMESTAMP_COLUMN,
 )
+from mlops_assets.lib.feature_views import FEATURE_VIEWS
+from mlops_assets.lib.intraday import INTRADAY_FEATURE_COLUMNS
 from mlops_assets.lib.point_in_time import REQUEST_COLUMNS
 
 # What serving can supply: the request columns plus the online feature views. ``weather_age_minutes`` is validated
 # but no view serves it, so it is not a model input (a feature the model needs must exist at serving time).
 _SERVABLE = {*REQUEST_COLUMNS, *(name for spec in FEATURE_VIEWS for name in spec.features)}
-MODEL_FEATURE_COLUMNS: tuple[str, ...] = tuple(name for name in FEATURE_COLUMNS if name in _SERVABLE)
+MODEL_FEATURE_COLUMNS: tuple[str, ...] = (
+    *(name for name in FEATURE_COLUMNS if name in _SERVABLE),
+    *INTRADAY_FEATURE_COLUMNS,
+)
 MODEL_CATEGORICAL_COLUMNS: tuple[str, ...] = tuple(name for name in CATEGORICAL_COLUMNS if name in _SERVABLE)
 
 

@@ -1,7 +1,10 @@
 -- One row per flight of the partition window with everything known at prediction time (scheduled departure minus
--- the configured lead): the schedule, the plane, the destination, the last origin weather observed by then, and
--- delay statistics from days strictly before the flight's day. Outcome columns (dep_/arr_ times and delays) are kept
--- for labels and monitoring only; the feature contract in mlops_assets.lib excludes them.
+-- the configured lead): the schedule, the plane, the destination, the last origin weather record complete by then
+-- (usable from the end of its hour, see stg_weather), and the delay statistics built at the end of the day before
+-- from outcomes known by then (delay_history). Outcome columns (dep_/arr_ times and delays, dep_ts,
+-- outcome_known_at) are kept for labels, intraday departure events and monitoring only; the feature contract in
+-- mlops_assets.lib excludes them. Flights without a tail number stay here (they are real, all cancelled); the
+-- feature contract keeps them out of scope.
 with flights as (
     select
         *,
@@ -13,13 +16,13 @@ with flights as (
 weather as (
     select *
     from {{ ref('stg_weather') }}
-    where {{ partition_window('cast(observed_at as date)', 1) }}
+    where {{ partition_window('cast(available_at as date)', 1) }}
 ),
 
 flights_with_weather as (
     select
         flights.*,
-        weather.observed_at as weather_observed_at,
+        weather.available_at as weather_available_at,
         weather.temp,
         weather.dewp,
         weather.humid,
@@ -32,7 +35,7 @@ flights_with_weather as (
     from flights
     asof left join weather
         on flights.origin = weather.origin
-        and flights.prediction_ts >= weather.observed_at
+        and flights.prediction_ts >= weather.available_at
 )
 
 select
@@ -67,13 +70,15 @@ select
     {%- endfor %}
     {%- for entity in ['route', 'carrier', 'origin'] %}
     {%- set days = var(entity ~ '_history_days') %}
-    {{ entity }}_history.flights as {{ entity }}_flights_{{ days }}d,
+    coalesce({{ entity }}_history.flights, 0) as {{ entity }}_flights_{{ days }}d,
     {{ entity }}_history.delay_rate as {{ entity }}_delay_rate_{{ days }}d,
     {{ entity }}_history.cancel_rate as {{ entity }}_cancel_rate_{{ days }}d,
     {{ entity }}_history.mean_dep_delay as {{ entity }}_mean_dep_delay_{{ days }}d,
     {%- endfor %}
     f.dep_time,
     f.dep_delay,
+    f.dep_ts,
+    f.outcome_known_at,
     f.arr_time,
     f.arr_delay,
     f.air_time,
@@ -81,14 +86,14 @@ select
     f.is_delayed
 from flights_with_weather as f
 cross join lateral (
-    select date_diff('minute', f.weather_observed_at, f.prediction_ts) as minutes
+    select date_diff('minute', f.weather_available_at, f.prediction_ts) as minutes
 ) as weather_age
 left join {{ ref('stg_planes') }} as planes on f.tailnum = planes.tailnum
 left join {{ ref('stg_airports') }} as dest_airport on f.dest = dest_airport.faa
 left join {{ ref('stg_airlines') }} as airlines on f.carrier = airlines.carrier
 {%- for entity in ['route', 'carrier', 'origin'] %}
 left join {{ ref('delay_history') }} as {{ entity }}_history
-    on f.flight_date = {{ entity }}_history.flight_date
+    on f.flight_date = {{ entity }}_history.stats_date
     and {{ entity }}_history.entity_type = '{{ entity }}'
     and f.{{ entity }} = {{ entity }}_history.entity
 {%- endfor %}

@@ -1,25 +1,28 @@
 """validated_features (+ quarantined_features) and feature_store: thin Dagster wrappers over mlops_assets.lib.
 
 validated_features
-    Reads the partition's rows of the dbt model ``flights_enriched`` (DuckDB, read-only), keeps the contract columns
-    (outcomes dropped), validates them with the pandera model, and writes valid rows to
+    Reads the partition's rows of the dbt model ``flights_enriched`` (DuckDB, read-only), sets the flights without a
+    tail number apart (out of scope, counted in the metadata), keeps the contract columns (outcomes dropped),
+    validates them with the pandera model, and writes valid rows to
     ``<lake>/features/validated/date=D/data.parquet`` and invalid rows with their ``failed_rules`` to
     ``<lake>/features/quarantine/date=D/data.parquet`` (atomic writes; a re-run replaces). A range run validates every
     day first: if any day's invalid fraction exceeds ``max_invalid_fraction``, nothing is written to the validated
     table (the quarantine is, for diagnosis) and the run fails naming the days, rules and counts.
 
 feature_store
-    Derives the per-entity feature tables from the validated rows of its partitions, merges them into the lake tables
-    the Feast views read, applies the Feast definitions (once per process) and materialises into the online store.
-    Our own watermark (the end of the latest materialised window, kept in this asset's materialisation metadata in
-    the Dagster instance, tied to the online store URL) decides the window: ``[min(start, watermark),
-    max(end, watermark))``. A backfill of old days therefore re-materialises up to the watermark so the online store
-    ends with the latest values, a gap since the watermark is caught up, and re-applying Feast definitions (which may
-    reset Feast's own materialisation intervals) changes nothing.
+    Derives the per-entity feature tables of its partitions (delay statistics from ``delay_history``, weather and
+    plane attributes from the validated rows, the intraday timelines from the day's departure events in
+    ``flights_enriched``), merges them into the lake tables the Feast views read, applies the Feast definitions (once
+    per process) and writes each key's latest row of the batch views online (the live intraday views are pushed by
+    the departure feed instead). Our own watermark (the end of the latest materialised window, kept in this asset's
+    materialisation metadata in the Dagster instance, tied to the online store URL) decides the days written:
+    ``[min(start, watermark), max(end, watermark))``. A backfill of old days therefore re-materialises up to the
+    watermark so the online store ends with the latest values, a gap since the watermark is caught up, and
+    re-applying Feast definitions (which may reset Feast's own materialisation intervals) changes nothing.
 """
 
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import dagster as dg
 import duckdb
@@ -34,19 +37,15 @@ from mlops_assets.defs.features.checks import (
     threshold_result,
 )
 from mlops_assets.defs.features.resources import FeatureStoreResource
-from mlops_assets.lib.features import (
+from mlops_assets.lib.feature_contract import PARTITION_COLUMN, FeatureContractError, prepare_model_rows, split_scope
+from mlops_assets.lib.feature_paths import entity_table_uri, partition_uri
+from mlops_assets.lib.feature_validation import ValidationOutcome, column_schema, validate_features
+from mlops_assets.lib.feature_views import (
     FEATURE_VIEWS,
-    PARTITION_COLUMN,
-    FeatureContractError,
-    ValidationOutcome,
-    column_schema,
-    entity_table_uri,
-    entity_tables,
+    feature_tables,
     latest_per_key,
     merge_entity_table,
-    partition_uri,
-    prepare_model_rows,
-    validate_features,
+    read_warehouse_inputs,
 )
 from mlops_assets.lib.io import parquet_bytes, sha256_hex, write_bytes_atomic
 from mlops_assets.lib.point_in_time import read_validated
@@ -54,6 +53,7 @@ from mlops_assets.lib.point_in_time import read_validated
 FEATURES_GROUP = "features"
 FEATURE_STORE_KEY = dg.AssetKey("feature_store")
 DBT_MODEL_KEY = dg.AssetKey("flights_enriched")
+DELAY_HISTORY_KEY = dg.AssetKey("delay_history")
 
 
 class FeatureValidationConfig(dg.Config):
@@ -122,6 +122,7 @@ def validated_features(
         ).pl()
     by_day = {key[0]: frame for key, frame in enriched.partition_by(PARTITION_COLUMN, as_dict=True).items()}
     outcomes: dict[str, ValidationOutcome] = {}
+    out_of_scope: dict[str, int] = {}
     failed_days: list[str] = []
     for index, day in enumerate(days, start=1):
         frame = by_day.get(day)
@@ -131,8 +132,10 @@ def validated_features(
                 "materialise the dbt model for it first",
                 allow_retries=False,
             )
+        in_scope, excluded = split_scope(frame)
+        out_of_scope[day.isoformat()] = excluded.height
         try:
-            outcome = validate_features(prepare_model_rows(frame))
+            outcome = validate_features(prepare_model_rows(in_scope))
         except FeatureContractError as exc:
             raise dg.Failure(description=f"validated_features {day}: {exc}", allow_retries=False) from exc
         outcomes[day.isoformat()] = outcome
@@ -181,6 +184,8 @@ def validated_features(
             "partitions": len(days),
             "dagster/row_count": valid.height,
             "quarantined_rows": quarantined,
+            # Flights without a tail number (all cancelled): outside what a serving request describes, never used.
+            "out_of_scope_rows": sum(out_of_scope.values()),
             "rows_per_second": round((valid.height + quarantined) / max(seconds, 1e-9)),
             "dagster/column_schema": VALIDATED_SCHEMA,
             "lake_path": dg.MetadataValue.path(f"{lake.lake_root.rstrip('/')}/features/validated"),
@@ -220,7 +225,7 @@ def _previous_watermark(context: dg.AssetExecutionContext, online_store: str) ->
     specs=[
         dg.AssetSpec(
             FEATURE_STORE_KEY,
-            deps=[VALIDATED_KEY],
+            deps=[VALIDATED_KEY, DBT_MODEL_KEY, DELAY_HISTORY_KEY],
             group_name=FEATURES_GROUP,
             description="Feast entity feature tables in the lake (offline) and the online store materialised to date.",
             kinds={"feast", "parquet"},
@@ -232,11 +237,13 @@ def _previous_watermark(context: dg.AssetExecutionContext, online_store: str) ->
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
-def feature_store(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+def feature_store(
+    context: dg.AssetExecutionContext, feature_store: FeatureStoreResource, lake: LakeResource
+) -> dg.MaterializeResult:
     days = _days(context)
     lake_root = feature_store.lake_root
     valid = read_validated(lake_root, days[0], days[-1])
-    fresh = entity_tables(valid)
+    fresh = feature_tables(valid, read_warehouse_inputs(lake.warehouse_path, days[0], days[-1]))
     tables: dict[str, pl.DataFrame] = {}
     for spec in FEATURE_VIEWS:
         uri = entity_table_uri(lake_root, spec.name)
@@ -254,12 +261,16 @@ def feature_store(context: dg.AssetExecutionContext, feature_store: FeatureStore
     started = time.perf_counter()
     applied = feature_store.ensure_applied()
     apply_seconds = time.perf_counter() - started
-    # Exactly what Feast's materialize(start, end) would write (each key's latest row in the window), taken from the
-    # tables just merged in memory instead of read back through Feast's offline store.
+    # Each key's latest row produced by the window's days, taken from the tables just merged in memory instead of
+    # read back through Feast's offline store. Live views are left to the departure feed: their end-of-day state
+    # would only overwrite what the feed pushed.
     started = time.perf_counter()
     written: dict[str, int] = {}
+    first_day, last_day = start.date(), (end - timedelta(days=1)).date()
     for spec in FEATURE_VIEWS:
-        latest = latest_per_key(spec, tables[spec.name], start, end)
+        if spec.live:
+            continue
+        latest = latest_per_key(spec, tables[spec.name], first_day, last_day)
         feature_store.write_online(spec.name, latest)
         written[spec.name] = latest.height
     seconds = time.perf_counter() - started

@@ -8,7 +8,8 @@ Blocking checks stop ``feature_store`` in the same run.
 import dagster as dg
 import polars as pl
 
-from mlops_assets.lib.features import KEY_COLUMN, OUTCOME_COLUMNS, ValidationOutcome
+from mlops_assets.lib.feature_contract import KEY_COLUMN, OUTCOME_COLUMNS
+from mlops_assets.lib.feature_validation import ValidationOutcome
 
 VALIDATED_KEY = dg.AssetKey("validated_features")
 QUARANTINE_KEY = dg.AssetKey("quarantined_features")

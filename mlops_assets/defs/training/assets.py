@@ -13,7 +13,6 @@ the daily features covers exactly the train and validation days, so lineage show
 
 import hashlib
 import json
-import math
 import time
 from datetime import date, timedelta
 
@@ -28,7 +27,10 @@ from mlops_assets.defs.features.assets import FEATURE_STORE_KEY
 from mlops_assets.defs.features.checks import VALIDATED_KEY
 from mlops_assets.defs.training.resources import MlflowTracking
 from mlops_assets.lib.boosting import concat_model_data, model_sha256, refit, training_params
-from mlops_assets.lib.features import PARTITION_COLUMN
+from mlops_assets.lib.feature_contract import PARTITION_COLUMN
+from mlops_assets.lib.feature_paths import entity_table_uri
+from mlops_assets.lib.feature_views import FEATURE_VIEWS
+from mlops_assets.lib.io import read_bytes, sha256_hex
 from mlops_assets.lib.point_in_time import build_training_frame
 from mlops_assets.lib.sweep import DEFAULT_SEARCH_SPACE, SweepSettings, TrialRecord, run_sweep, sample_configs
 from mlops_assets.lib.training import CategoryVocabulary, input_example, model_data, require_both_classes
@@ -58,12 +60,11 @@ weekly_partitions = dg.WeeklyPartitionsDefinition(
 
 
 def _feature_mapping(settings: Settings) -> dg.TimeWindowPartitionMapping:
-    # Offsets are in downstream (weekly) units: from the week holding train_start to the week before the holdout.
-    before = math.ceil((settings.train_days + settings.valid_days + settings.holdout_days) / 7) - 1
-    return dg.TimeWindowPartitionMapping(
-        start_offset=-before,
-        end_offset=-(settings.holdout_days // 7),
-    )
+    """Exactly the training and validation days of a week's model: offsets are in downstream (weekly) units, and the
+    settings hold the windows to whole weeks, so the mapped days start at ``train_start`` and end the day before the
+    holdout."""
+    weeks = (settings.train_days + settings.valid_days + settings.holdout_days) // 7
+    return dg.TimeWindowPartitionMapping(start_offset=-(weeks - 1), end_offset=-(settings.holdout_days // 7))
 
 
 def _k8s_tags(use_gpu: bool) -> dict[str, object]:
@@ -124,29 +125,47 @@ def _windows(context: dg.AssetExecutionContext) -> TrainingWindows:
     return windows
 
 
-def _upstream_versions(context: dg.AssetExecutionContext, start: date, end: date) -> dict[str, str]:
-    """The data versions of the validated feature days the model trains on; every day must be materialised."""
-    versions: dict[str, str] = {}
-    missing = []
-    day = start
-    while day <= end:
-        record = context.instance.get_latest_data_version_record(VALIDATED_KEY, partition_key=day.isoformat())
-        version = None
-        if record is not None and record.asset_materialization is not None:
-            version = record.asset_materialization.tags.get("dagster/data_version")
-        if version is None:
-            missing.append(day.isoformat())
-        else:
-            versions[day.isoformat()] = version
-        day += timedelta(days=1)
-    if missing:
-        raise dg.Failure(
-            f"trained_model partition {context.partition_key}: validated_features is not materialised for "
-            f"{len(missing)} day(s) of the training window ({missing[0]} .. {missing[-1]}). Materialise them first: "
-            f"dagster asset materialize -m mlops_assets.definitions --select 'validated_features*' "
-            f"--partition-range {missing[0]}...{missing[-1]}"
-        )
+def _upstream_versions(context: dg.AssetExecutionContext, start: date, end: date) -> dict[str, dict[str, str]]:
+    """Per upstream asset, the version of each day the model trains on (the data version, else the materialisation's
+    storage id); every day of both validated_features and feature_store must be materialised. The feature store's
+    day before ``start`` is required too: it produced the delay statistics that serve ``start``."""
+    versions: dict[str, dict[str, str]] = {}
+    store_start = max(start - timedelta(days=1), SETTINGS.partitions_start)
+    for key, first in ((VALIDATED_KEY, start), (FEATURE_STORE_KEY, store_start)):
+        found: dict[str, str] = {}
+        missing = []
+        day = first
+        while day <= end:
+            record = context.instance.get_latest_data_version_record(key, partition_key=day.isoformat())
+            version = None
+            if record is not None and record.asset_materialization is not None:
+                version = record.asset_materialization.tags.get("dagster/data_version") or str(record.storage_id)
+            if version is None:
+                missing.append(day.isoformat())
+            else:
+                found[day.isoformat()] = version
+            day += timedelta(days=1)
+        name = key.to_user_string()
+        if missing:
+            raise dg.Failure(
+                f"trained_model partition {context.partition_key}: {name} is not materialised for "
+                f"{len(missing)} day(s) of the training window ({missing[0]} .. {missing[-1]}). Materialise them "
+                f"first: dagster asset materialize -m mlops_assets.definitions --select '{name}*' "
+                f"--partition-range {missing[0]}...{missing[-1]}"
+            )
+        versions[name] = found
     return versions
+
+
+def _entity_table_hashes(lake_root: str) -> dict[str, str]:
+    """SHA-256 of every entity table the point-in-time join reads: the training data is these plus the days."""
+    hashes = {}
+    for spec in FEATURE_VIEWS:
+        try:
+            hashes[spec.name] = sha256_hex(read_bytes(entity_table_uri(lake_root, spec.name)))
+        except FileNotFoundError:
+            hashes[spec.name] = "absent"
+    return hashes
 
 
 def _hash(payload: object) -> str:
@@ -232,7 +251,9 @@ def trained_model(
     context.log.info(f"training frame: {train.rows} train rows, {valid.rows} validation rows")
 
     configs = [{**c, **config.fixed_params} for c in sample_configs(sweep_settings.num_samples, sweep_settings.seed)]
-    training_data_hash = _hash({"validated_features": versions, "vocabulary": vocabulary.to_json()})
+    training_data_hash = _hash(
+        {**versions, "entity_tables": _entity_table_hashes(lake.lake_root), "vocabulary": vocabulary.to_json()}
+    )
     config_hash = _hash({"sweep": config.model_dump(), "windows": windows.as_metadata()})
     run_tags = {
         "dagster.run_id": context.run.run_id,
@@ -281,7 +302,7 @@ def trained_model(
         refit_started = time.perf_counter()
         # All the sweep's cores; the thread count is part of the config hash, so the refit stays reproducible.
         threads = sweep_settings.cpus_per_trial * sweep_settings.max_concurrent_trials
-        params = training_params(best.params, num_threads=threads)
+        params = training_params(best.params, num_threads=threads, use_gpu=sweep_settings.use_gpu)
         booster = refit(params, concat_model_data(train, valid), num_boost_round=best.best_iteration or 1)
         refit_s = time.perf_counter() - refit_started
         digest = model_sha256(booster)

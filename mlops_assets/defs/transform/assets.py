@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from mlops_assets.defs.common import DAILY_FRESHNESS, DIMENSION_FRESHNESS, daily_partitions
+from mlops_assets.defs.common import DAILY_FRESHNESS, DIMENSION_FRESHNESS, SETTINGS, daily_partitions
 from mlops_assets.lib.io import prune_oldest_dirs
 
 TRANSFORM_GROUP = "transform"
@@ -60,7 +60,11 @@ def build_transform_assets(project: DbtProject) -> list[dg.AssetsDefinition]:
     )
     def dbt_daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         window = context.partition_time_window
-        dbt_vars = {"min_date": window.start.date().isoformat(), "max_date": window.end.date().isoformat()}
+        dbt_vars = {
+            **SETTINGS.dbt_vars(),
+            "min_date": window.start.date().isoformat(),
+            "max_date": window.end.date().isoformat(),
+        }
         context.log.info(f"dbt build over [{dbt_vars['min_date']}, {dbt_vars['max_date']})")
         yield from _build(dbt, context, ["build", "--vars", json.dumps(dbt_vars)])
 
@@ -73,6 +77,6 @@ def build_transform_assets(project: DbtProject) -> list[dg.AssetsDefinition]:
         name="dbt_dimension_models",
     )
     def dbt_dimension_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-        yield from _build(dbt, context, ["build"])
+        yield from _build(dbt, context, ["build", "--vars", json.dumps(SETTINGS.dbt_vars())])
 
     return [dbt_daily_models, dbt_dimension_models]
