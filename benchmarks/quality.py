@@ -179,8 +179,9 @@ def ensure_data(data_dir: Path, rebuild: bool) -> dict[str, Any]:
 # Feature sets: groups of the product's model columns
 # --------------------------------------------------------------------------------------------------------------------
 
-# Group constants looked up in the product's feature modules (any ``mlops_assets.lib`` module whose name contains
-# "feature"), first match wins; when none is defined, the name pattern decides.
+# Group constants looked up in the product's feature modules (``mlops_assets.lib`` modules whose name contains one of
+# GROUP_MODULE_WORDS), first match wins; when none is defined, the name pattern decides.
+GROUP_MODULE_WORDS: tuple[str, ...] = ("feature", "intraday", "weather", "history")
 GROUP_CONSTANTS: dict[str, tuple[str, ...]] = {
     "weather": ("WEATHER_FEATURES", "WEATHER_COLUMNS"),
     "history": ("HISTORICAL_STAT_COLUMNS", "HISTORY_FEATURES", "HISTORY_COLUMNS"),
@@ -204,7 +205,7 @@ def _feature_modules() -> list[Any]:
 
     modules = []
     for info in pkgutil.walk_packages(lib.__path__, prefix="mlops_assets.lib."):
-        if "feature" in info.name.rsplit(".", 1)[-1] or ".features" in info.name:
+        if any(word in info.name for word in GROUP_MODULE_WORDS):
             modules.append(importlib.import_module(info.name))
     return modules
 
