@@ -43,3 +43,19 @@ def remove_if_exists(uri: str) -> bool:
         fs.rm(path)
         return True
     return False
+
+
+def remove_stale_temp_files(uri: str) -> int:
+    """Delete temp siblings a killed writer left next to ``uri`` (``.<name>.<uuid>.tmp``, see lib/io.py).
+
+    Only the run that publishes a partition writes into its folder, so any temp file found there before it writes is
+    debris of a crash. Object stores have no temp files (one PUT), so only local paths are swept. Returns the count.
+    """
+    if "://" in uri:
+        return 0
+    path = Path(uri)
+    removed = 0
+    for stale in path.parent.glob(f".{path.name}.*.tmp") if path.parent.is_dir() else []:
+        stale.unlink(missing_ok=True)
+        removed += 1
+    return removed

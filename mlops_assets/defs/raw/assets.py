@@ -20,7 +20,13 @@ from mlops_assets.defs.common import (
     daily_partitions,
 )
 from mlops_assets.lib.io import parquet_bytes, sha256_hex, write_bytes_atomic
-from mlops_assets.lib.raw_lake import partition_uri, published_row_count, quarantine_uri, remove_if_exists
+from mlops_assets.lib.raw_lake import (
+    partition_uri,
+    published_row_count,
+    quarantine_uri,
+    remove_if_exists,
+    remove_stale_temp_files,
+)
 from mlops_assets.lib.raw_quality import DeliveryError, check_redelivery, enforce_bad_share, inspect_delivery
 from mlops_assets.lib.raw_tables import RAW_SCHEMAS, LandedFileError, landed_file_path, parse_landed_csv
 from mlops_assets.lib.source import DAILY_TABLES, DIMENSION_TABLES
@@ -122,11 +128,14 @@ def _publish_day(lake: LakeResource, table: str, prepared: _Prepared) -> None:
     # The quarantine first: a crash between the two writes leaves the previous partition with the new quarantine,
     # which the re-run (the run is not recorded as done) overwrites with the same bytes as an uninterrupted run.
     bad_uri = quarantine_uri(lake.lake_root, table, day)
+    good_uri = partition_uri(lake.lake_root, table, day)
+    for uri in (bad_uri, good_uri):
+        remove_stale_temp_files(uri)
     if prepared.quarantine is not None:
         write_bytes_atomic(bad_uri, prepared.quarantine)
     else:
         remove_if_exists(bad_uri)
-    write_bytes_atomic(partition_uri(lake.lake_root, table, day), prepared.payload)
+    write_bytes_atomic(good_uri, prepared.payload)
 
 
 def _daily_raw_asset(table: str) -> dg.AssetsDefinition:
