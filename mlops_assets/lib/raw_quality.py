@@ -30,7 +30,14 @@ from datetime import date
 
 import polars as pl
 
-from mlops_assets.lib.raw_tables import NULL_TOKENS, RAW_SCHEMAS, REQUIRED_VALUES, TIMESTAMP_FORMAT, UTC_TIMESTAMP
+from mlops_assets.lib.raw_tables import (
+    NULL_TOKENS,
+    RAW_SCHEMAS,
+    REQUIRED_VALUES,
+    TABLES_WITH_QUIET_DAYS,
+    TIMESTAMP_FORMAT,
+    UTC_TIMESTAMP,
+)
 
 NEW_YORK = "America/New_York"
 NYC_AIRPORTS: tuple[str, ...] = ("EWR", "JFK", "LGA")
@@ -43,9 +50,6 @@ DAY_KEYS: dict[str, tuple[str, ...]] = {
     # (origin, year, month, day, hour) repeats at the autumn daylight-saving change; the UTC hour does not.
     "weather": ("origin", "time_hour"),
 }
-
-# A header-only file is a quiet day for weather (a station with no observation), a failed export for flights.
-TABLES_WITH_QUIET_DAYS: frozenset[str] = frozenset({"weather"})
 
 
 class DeliveryError(ValueError):
