@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from datetime import date
+from datetime import date, datetime, time
 
 from mlops_assets.lib.landing import land_days
 from mlops_assets.settings import load_settings
@@ -31,6 +31,49 @@ def _training_week(args: argparse.Namespace) -> int:
     from mlops_assets.lib.windows import last_complete_week
 
     print(last_complete_week(args.day).isoformat())
+    return 0
+
+
+def _clock(text: str) -> time:
+    try:
+        return time.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time of day; use HH:MM, e.g. 12:30") from exc
+
+
+def _replay_departures(args: argparse.Namespace) -> int:
+    """Push a landed day's departure events, in event-time order, through the Feast push sources."""
+    from mlops_assets.defs.features.resources import FeatureStoreResource
+    from mlops_assets.lib.departure_feed import replay_departures
+    from mlops_assets.lib.feature_views import FEATURE_VIEWS_BY_NAME, read_warehouse_inputs
+
+    settings = load_settings()
+    day: date = args.day
+    if not settings.duckdb_path.exists():
+        raise ValueError(f"no warehouse at {settings.duckdb_path}; land and materialise {day} first")
+    schedule = read_warehouse_inputs(str(settings.duckdb_path), day, day).schedule
+    if schedule.height == 0:
+        raise ValueError(
+            f"flights_enriched has no flights for {day}; land it (mlops-assets land {day}) and materialise it "
+            f"(dagster asset materialize -m mlops_assets.definitions --select 'flights_enriched' --partition {day})"
+        )
+    until = datetime.combine(day, args.until) if args.until else None
+    store = FeatureStoreResource.from_settings(settings)
+    store.ensure_applied()
+
+    def push(view: str, rows: object) -> None:
+        store.push_online(FEATURE_VIEWS_BY_NAME[view].push_source, rows)  # type: ignore[arg-type]
+
+    print(
+        f"replaying {schedule.height} flights of {day} up to {until or 'the last departure'} into {store.online_store}"
+    )
+    report = replay_departures(schedule, push, until=until, speed=args.speed, progress=print)
+    print(
+        f"pushed {report.rows_pushed} rows in {report.pushes} pushes ({report.event_times} event times, last "
+        f"{report.last_event:%Y-%m-%d %H:%M}) in {report.wall_s:.1f} s"
+        if report.last_event
+        else "no departure event before the given time"
+    )
     return 0
 
 
@@ -84,6 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     week.add_argument("day", type=date.fromisoformat, help="last landed day, YYYY-MM-DD")
     week.set_defaults(handler=_training_week)
+    replay = commands.add_parser(
+        "replay-departures",
+        help="replay a landed day's departures in event-time order into the online store (Feast push sources)",
+    )
+    replay.add_argument("day", type=date.fromisoformat, help="operating day, YYYY-MM-DD (landed and materialised)")
+    replay.add_argument("--until", type=_clock, help="stop after the events at this New York time, HH:MM")
+    replay.add_argument(
+        "--speed", type=float, help="multiple of real time, e.g. 60 = a minute a second (default: as fast as possible)"
+    )
+    replay.set_defaults(handler=_replay_departures)
     verify = commands.add_parser("verify", help="fail if a selected asset is unmaterialised or a check failed")
     verify.add_argument("--select", default="*", help="Dagster asset selection (default: every asset)")
     verify.set_defaults(handler=_verify)

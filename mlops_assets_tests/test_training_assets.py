@@ -1,12 +1,16 @@
 """trained_model end to end: a tiny real sweep on real features, a real MLflow store, the registry alias and tags."""
 
+from datetime import date, timedelta
+
 import dagster as dg
 import pytest
 from mlflow.tracking import MlflowClient
 
 from mlops_assets.definitions import defs
-from mlops_assets.defs.common import SETTINGS
-from mlops_assets.defs.training.assets import CHALLENGER_ALIAS, TRAINED_MODEL_KEY
+from mlops_assets.defs.common import SETTINGS, daily_partitions
+from mlops_assets.defs.training.assets import CHALLENGER_ALIAS, TRAINED_MODEL_KEY, _feature_mapping, weekly_partitions
+from mlops_assets.lib.windows import training_windows
+from mlops_assets.settings import SettingsError, load_settings
 from mlops_assets_tests.conftest import TRAINING_PARTITION, Warehouse
 
 TINY = {"num_samples": 3, "max_rounds": 40, "early_stopping_rounds": 10, "report_every": 5}
@@ -51,6 +55,30 @@ def test_trained_model_depends_on_exactly_the_training_and_validation_days() -> 
     )
     days = sorted(upstream.partitions_subset.get_partition_keys())
     assert (days[0], days[-1], len(days)) == ("2013-01-07", "2013-02-10", 35)
+
+
+@pytest.mark.parametrize(("train", "valid", "holdout"), [(28, 7, 7), (91, 7, 7), (182, 14, 7), (28, 7, 14)])
+def test_declared_inputs_are_exactly_the_training_and_validation_days(train: int, valid: int, holdout: int) -> None:
+    settings = load_settings(
+        {"MLOPS_TRAIN_DAYS": str(train), "MLOPS_VALID_DAYS": str(valid), "MLOPS_HOLDOUT_DAYS": str(holdout)}
+    )
+    week = "2013-10-07"
+    upstream = _feature_mapping(settings).get_upstream_mapped_partitions_result_for_partitions(
+        weekly_partitions.empty_subset().with_partition_keys([week]), weekly_partitions, daily_partitions
+    )
+    days = sorted(upstream.partitions_subset.get_partition_keys())
+    start = date.fromisoformat(week)
+    windows = training_windows(start, start + timedelta(days=7), train, valid, holdout)
+    assert (days[0], days[-1], len(days)) == (
+        windows.train_start.isoformat(),
+        windows.valid_end.isoformat(),
+        train + valid,
+    )
+
+
+def test_windows_that_are_not_whole_weeks_are_refused() -> None:
+    with pytest.raises(SettingsError, match="MLOPS_HOLDOUT_DAYS=10 must be a whole number of weeks"):
+        load_settings({"MLOPS_HOLDOUT_DAYS": "10"})
 
 
 @pytest.mark.usefixtures("local_ray")

@@ -52,7 +52,7 @@ def test_every_asset_has_a_freshness_policy() -> None:
     assert missing == []
 
 
-def test_history_uses_only_days_strictly_before_the_flight(warehouse: Warehouse) -> None:
+def test_history_counts_only_outcomes_known_before_the_flight_day(warehouse: Warehouse) -> None:
     day = warehouse.end
     with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
         route, flights, rate = con.execute(
@@ -62,8 +62,8 @@ def test_history_uses_only_days_strictly_before_the_flight(warehouse: Warehouse)
         ).fetchone()
         expected_flights, expected_rate = con.execute(
             "select count(*), avg(is_delayed) from stg_flights "
-            "where route = ? and flight_date >= ? and flight_date < ?",
-            [route, day - timedelta(days=28), day],
+            "where route = ? and flight_date >= ? and flight_date < ? and outcome_known_at < ?",
+            [route, day - timedelta(days=28), day, day],
         ).fetchone()
         # The route flies on ``day`` (the row above is one of its flights), so a window that leaked the flight's own
         # day in would count strictly more flights: this makes the equality above discriminating.
@@ -71,8 +71,14 @@ def test_history_uses_only_days_strictly_before_the_flight(warehouse: Warehouse)
             "select count(*) from stg_flights where route = ? and flight_date >= ? and flight_date <= ?",
             [route, day - timedelta(days=28), day],
         ).fetchone()[0]
+        # The statistics of the day are built at the end of the day before: delay_history's partition day - 1.
+        built_on_eve = con.execute(
+            "select flights from delay_history where partition_date = ? and entity_type = 'route' and entity = ?",
+            [day - timedelta(days=1), route],
+        ).fetchone()[0]
     assert (flights, round(rate, 9)) == (expected_flights, round(expected_rate, 9))
     assert same_day_included > flights
+    assert built_on_eve == flights
 
 
 def test_weather_is_observed_before_prediction_time(warehouse: Warehouse) -> None:

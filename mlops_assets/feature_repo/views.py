@@ -7,6 +7,8 @@ each: online, the departure feed pushes their rows as events happen (``mlops-ass
 their batch source is the same lake table training joins. The lake root comes from the settings.
 """
 
+import warnings
+
 import polars as pl
 from feast import FeatureView, Field, FileSource, PushSource, StreamFeatureView
 from feast.types import Float64, Int64, PrimitiveFeastType, String
@@ -48,7 +50,12 @@ def build_feature_views(lake_root: str) -> list[FeatureView | PushSource]:
         }
         if spec.live:
             push = PushSource(name=spec.push_source, batch_source=batch)
-            objects += [push, StreamFeatureView(source=push, timestamp_field=spec.timestamp_column, **common)]
+            with warnings.catch_warnings():
+                # Feast flags every StreamFeatureView as alpha; we use only its stable part (a push source feeding
+                # the online store, no stream transformation), so the warning says nothing about this repo.
+                warnings.filterwarnings("ignore", "Stream feature views are experimental", RuntimeWarning)
+                stream = StreamFeatureView(source=push, timestamp_field=spec.timestamp_column, **common)
+            objects += [push, stream]
         else:
             objects.append(FeatureView(source=batch, **common))
     return objects

@@ -8,7 +8,7 @@ row, so a re-run replaces exactly its own rows. Where each view's rows come from
   outcomes known by then, stamped D + 1 00:00 (``stats_date``). They serve D + 1 from its first prediction. TTL one
   day: an entity with no known outcome in its window has no statistics, as in dbt.
 - ``origin_weather``: the weather record each flight used, stamped at the end of its hour (``available_at``).
-- ``plane_attributes``: the aircraft registry values, stamped at the start of each day the plane flew.
+- ``plane_attributes``: the aircraft registry values, stamped at the start of each day the plane was predicted on.
 - ``origin_today``, ``carrier_origin_today``, ``tail_today``: the intraday state after each departure event
   (:mod:`mlops_assets.lib.intraday`). Live views: online, they are fed by the departure push sources, not by the
   daily ``feature_store`` write.
@@ -146,8 +146,8 @@ def stats_tables(delay_history: pl.DataFrame) -> dict[str, pl.DataFrame]:
 def entity_tables(valid: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """The weather and plane views from validated rows: one row per (entity, event timestamp), latest value wins.
 
-    Plane attributes are stamped at midnight of the flight day (they are known from the start of the day). Weather
-    is stamped when it became known: prediction time minus the weather's age (the end of the record's hour).
+    Plane attributes are stamped at the midnight before the prediction (they are known from the start of the day).
+    Weather is stamped when it became known: prediction time minus the weather's age (the end of the record's hour).
     """
     tables: dict[str, pl.DataFrame] = {}
     for name in ("origin_weather", "plane_attributes"):
@@ -157,8 +157,10 @@ def entity_tables(valid: pl.DataFrame) -> dict[str, pl.DataFrame]:
                 (pl.col(TIMESTAMP_COLUMN) - pl.duration(minutes=pl.col("weather_age_minutes"))).alias(EVENT_TS)
             )
         else:
+            # Registry values are known before the day's first prediction, which for a flight just after midnight
+            # falls on the day before: stamp each row at the start of its prediction's day.
             source = valid.filter(pl.col("plane_type").is_not_null()).with_columns(
-                pl.col(PARTITION_COLUMN).cast(pl.Datetime("us")).alias(EVENT_TS)
+                pl.col(TIMESTAMP_COLUMN).dt.truncate("1d").alias(EVENT_TS)
             )
         table = (
             source.select(spec.join_key, EVENT_TS, *spec.features, pl.col(PARTITION_COLUMN).alias(SOURCE_DATE))
