@@ -30,11 +30,28 @@ def test_dbt_sources_are_the_raw_assets_and_lineage_connects() -> None:
     assert materializable >= RAW_KEYS
     # No dbt source dangles as an external asset: every dependency of a dbt model is an asset we materialise.
     assert {key for key in graph.get_all_asset_keys() if key not in materializable} == set()
-    assert graph.get(dg.AssetKey("stg_flights")).parent_keys == {dg.AssetKey(["raw", "flights"])}
+    # stg_flights reads the destination's time zone from raw/airports (scheduled arrival on the New York clock).
+    assert graph.get(dg.AssetKey("stg_flights")).parent_keys == {
+        dg.AssetKey(["raw", "flights"]),
+        dg.AssetKey(["raw", "airports"]),
+    }
     enriched_parents = graph.get(dg.AssetKey("flights_enriched")).parent_keys
     assert {dg.AssetKey(name) for name in ("stg_flights", "stg_weather", "stg_planes", "delay_history")} <= (
         enriched_parents
     )
+
+
+def test_daily_selection_orders_raw_before_dbt_and_dimensions_are_unpartitioned() -> None:
+    # `tag:daily` runs raw, the staging views and the daily models in one run: the dbt step must wait for the raw
+    # steps, which it does only if the path raw -> stg -> model stays inside the selection.
+    graph = defs.resolve_asset_graph()
+    daily = dg.AssetSelection.from_string("tag:daily")
+    inside = (dg.AssetSelection.assets("flights_enriched").upstream() & daily).resolve(graph)
+    assert {dg.AssetKey(["raw", "flights"]), dg.AssetKey(["raw", "weather"])} <= inside
+    assert {dg.AssetKey("stg_flights"), dg.AssetKey("stg_weather"), dg.AssetKey("delay_history")} <= inside
+    # The README's dimension command selects no partitioned asset (the CLI refuses those without --partition).
+    dimensions = dg.AssetSelection.from_string("not tag:daily and not group:training").resolve(graph)
+    assert dimensions and all(graph.get(key).partitions_def is None for key in dimensions)
 
 
 def test_dbt_tests_are_asset_checks() -> None:
