@@ -17,22 +17,27 @@ import time
 from datetime import date, timedelta
 
 import dagster as dg
-import mlflow
 import polars as pl
-from mlflow.models import infer_signature
 from pydantic import Field
 
 from mlops_assets.defs.common import NEW_YORK, SETTINGS, LakeResource
 from mlops_assets.defs.features.assets import FEATURE_STORE_KEY
 from mlops_assets.defs.features.checks import VALIDATED_KEY
-from mlops_assets.defs.training.resources import MlflowTracking
-from mlops_assets.lib.boosting import concat_model_data, model_sha256, refit, training_params
+from mlops_assets.defs.training.resources import MlflowTracking, TrackedRun
+from mlops_assets.lib.boosting import ModelData, concat_model_data, model_sha256, refit, training_params
 from mlops_assets.lib.feature_contract import PARTITION_COLUMN
 from mlops_assets.lib.feature_paths import entity_table_uri
 from mlops_assets.lib.feature_views import FEATURE_VIEWS
 from mlops_assets.lib.io import read_bytes, sha256_hex
 from mlops_assets.lib.point_in_time import build_training_frame
-from mlops_assets.lib.sweep import DEFAULT_SEARCH_SPACE, SweepSettings, TrialRecord, run_sweep, sample_configs
+from mlops_assets.lib.sweep import (
+    DEFAULT_SEARCH_SPACE,
+    SweepResult,
+    SweepSettings,
+    TrialRecord,
+    run_sweep,
+    sample_configs,
+)
 from mlops_assets.lib.training import CategoryVocabulary, input_example, model_data, require_both_classes
 from mlops_assets.lib.windows import TrainingWindows, training_windows
 from mlops_assets.settings import Settings
@@ -213,6 +218,43 @@ def _trials_table(trials: list[TrialRecord], top: int = 5) -> dg.TableMetadataVa
     )
 
 
+def _sweep(
+    context: dg.AssetExecutionContext,
+    tracking: MlflowTracking,
+    parent: TrackedRun,
+    run_tags: dict[str, str],
+    train: ModelData,
+    valid: ModelData,
+    settings: SweepSettings,
+    configs: list[dict[str, float]],
+) -> SweepResult:
+    """The Ray Tune sweep, each finished trial logged as a nested MLflow run and as a progress line."""
+    best_so_far: list[float] = []
+
+    def on_trial(record: TrialRecord, done: int, total: int) -> None:
+        tracking.log_child_run(
+            parent,
+            run_name=f"trial-{record.trial_id}",
+            params=record.params,
+            metric_history={"valid_auc": record.history},
+            tags={"trial_id": record.trial_id, **run_tags},
+            failed=not record.succeeded,
+        )
+        if record.succeeded:
+            best_so_far.append(record.valid_auc or 0.0)
+        best = f"{max(best_so_far):.4f}" if best_so_far else "none yet"
+        outcome = f"valid AUC {record.valid_auc:.4f}" if record.succeeded else f"FAILED: {record.error_summary}"
+        context.log.info(f"sweep: trial {done}/{total} done ({outcome}, {record.rounds} rounds); best {best}")
+
+    context.log.info(
+        f"sweep: {len(configs)} trials, {settings.max_concurrent_trials} at a time, "
+        f"{settings.cpus_per_trial} CPU(s){' + GPU' if settings.use_gpu else ''} each, Ray at {SETTINGS.ray_address}"
+    )
+    sweep = run_sweep(train, valid, settings, SETTINGS.ray_address, configs=configs, on_trial_complete=on_trial)
+    context.log.info(f"sweep finished in {sweep.wall_s:.1f}s (Ray start {sweep.ray_start_s:.1f}s)")
+    return sweep
+
+
 @dg.asset(
     key=TRAINED_MODEL_KEY,
     group_name=TRAINING_GROUP,
@@ -261,7 +303,8 @@ def trained_model(
         "dagster.partition": context.partition_key,
     }
     with mlflow_tracking.parent_run(f"trained_model-{context.partition_key}", run_tags) as parent:
-        mlflow.log_params(
+        mlflow_tracking.log_params(
+            parent,
             {
                 **windows.as_metadata(),
                 **{f"sweep.{k}": v for k, v in config.model_dump().items() if k != "fixed_params"},
@@ -269,35 +312,10 @@ def trained_model(
                 **{f"fixed.{name}": value for name, value in config.fixed_params.items()},
                 "train_rows": train.rows,
                 "valid_rows": valid.rows,
-            }
+            },
         )
-        best_so_far: list[float] = []
-
-        def on_trial(record: TrialRecord, done: int, total: int) -> None:
-            mlflow_tracking.log_child_run(
-                parent,
-                run_name=f"trial-{record.trial_id}",
-                params=record.params,
-                metric_history={"valid_auc": record.history},
-                tags={"trial_id": record.trial_id, **run_tags},
-                failed=not record.succeeded,
-            )
-            if record.succeeded:
-                best_so_far.append(record.valid_auc or 0.0)
-            best = f"{max(best_so_far):.4f}" if best_so_far else "none yet"
-            outcome = f"valid AUC {record.valid_auc:.4f}" if record.succeeded else f"FAILED: {record.error_summary}"
-            context.log.info(f"sweep: trial {done}/{total} done ({outcome}, {record.rounds} rounds); best {best}")
-
-        context.log.info(
-            f"sweep: {len(configs)} trials, {sweep_settings.max_concurrent_trials} at a time, "
-            f"{sweep_settings.cpus_per_trial} CPU(s){' + GPU' if sweep_settings.use_gpu else ''} each, Ray at "
-            f"{SETTINGS.ray_address}"
-        )
-        sweep = run_sweep(
-            train, valid, sweep_settings, SETTINGS.ray_address, configs=configs, on_trial_complete=on_trial
-        )
+        sweep = _sweep(context, mlflow_tracking, parent, run_tags, train, valid, sweep_settings, configs)
         best = sweep.best
-        context.log.info(f"sweep finished in {sweep.wall_s:.1f}s (Ray start {sweep.ray_start_s:.1f}s)")
 
         refit_started = time.perf_counter()
         # All the sweep's cores; the thread count is part of the config hash, so the refit stays reproducible.
@@ -307,26 +325,19 @@ def trained_model(
         refit_s = time.perf_counter() - refit_started
         digest = model_sha256(booster)
 
-        example = input_example(train).to_pandas()
-        mlflow.log_metrics(
+        mlflow_tracking.log_metrics(
+            parent,
             {
                 "best_valid_auc": best.valid_auc or 0.0,
                 "sweep_wall_s": sweep.wall_s,
                 "refit_s": refit_s,
                 "trials_failed": sum(not t.succeeded for t in sweep.trials),
-            }
+            },
         )
-        mlflow.log_params({f"best.{k}": v for k, v in best.params.items()} | {"best.rounds": best.best_iteration})
-        mlflow.log_text(vocabulary.to_json(), "encoding/categories.json")
-        model_info = mlflow.lightgbm.log_model(
-            booster,
-            name="model",
-            signature=infer_signature(example, booster.predict(example.to_numpy())),
-            input_example=example,
-            registered_model_name=mlflow_tracking.registered_model_name,
+        mlflow_tracking.log_params(
+            parent, {f"best.{k}": v for k, v in best.params.items()} | {"best.rounds": best.best_iteration}
         )
-        version = str(model_info.registered_model_version)
-        client = mlflow_tracking.client()
+        mlflow_tracking.log_text(parent, vocabulary.to_json(), "encoding/categories.json")
         version_tags = {
             **run_tags,
             "training_data_hash": training_data_hash,
@@ -336,9 +347,9 @@ def trained_model(
             "model_sha256": digest,
             "holdout_window": windows.as_metadata()["holdout_window"],
         }
-        for key, value in version_tags.items():
-            client.set_model_version_tag(mlflow_tracking.registered_model_name, version, key, value)
-        client.set_registered_model_alias(mlflow_tracking.registered_model_name, CHALLENGER_ALIAS, version)
+        version = mlflow_tracking.register_lightgbm(
+            parent, booster, input_example(train).to_pandas(), version_tags, alias=CHALLENGER_ALIAS
+        )
         context.log.info(
             f"registered {mlflow_tracking.registered_model_name} version {version} as '{CHALLENGER_ALIAS}' "
             f"(valid AUC {best.valid_auc:.4f})"
