@@ -295,7 +295,7 @@ def test_dockerfile_contract() -> None:
     stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\w+)", text, flags=re.MULTILINE)
     assert stages == ["builder", "runtime"]
     builder, runtime = text.split("AS runtime", 1)
-    assert "pyproject.toml" in builder and "uv pip install" in builder
+    assert "pyproject.toml uv.lock" in builder and "uv sync --locked" in builder
     assert "dagster-dbt project prepare-and-package --file mlops_assets/defs/transform/project.py" in builder
     assert "COPY --from=builder /opt/venv /opt/venv" in runtime
     # Non-root with a numeric uid (Kubernetes can verify runAsNonRoot only for numeric users).
