@@ -1,7 +1,8 @@
 """LightGBM on an encoded matrix: the model data, one training run, the deterministic refit, the model's bytes.
 
 Kept free of polars, pandera and sklearn on purpose: Ray imports this module in every trial worker, and each worker
-pays its imports on the sweep's critical path.
+pays its imports on the sweep's critical path. LightGBM is imported inside the functions that use it, so loading the
+code location does not pay for it.
 
 Determinism: the same matrix and parameters give a byte-identical model. LightGBM runs with ``deterministic=True``,
 ``force_col_wise=True``, a fixed seed and a fixed thread count (the split search is reproducible only when all are
@@ -13,10 +14,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 DEFAULT_SEED = 2013
 
@@ -50,6 +53,8 @@ class ModelData:
         return int(self.label.shape[0])
 
     def dataset(self, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+        import lightgbm as lgb
+
         return lgb.Dataset(
             self.features,
             label=self.label,
@@ -78,6 +83,8 @@ def train_booster(
     callbacks: Sequence[Any] = (),
 ) -> lgb.Booster:
     """One LightGBM run; with ``valid`` and ``early_stopping_rounds`` it stops when validation AUC stalls."""
+    import lightgbm as lgb
+
     train_set = train.dataset()
     valid_sets = [valid.dataset(reference=train_set)] if valid is not None else []
     all_callbacks = list(callbacks)
