@@ -75,3 +75,38 @@ def test_dg_loads_our_definitions_and_launches_a_partition(tmp_path: Path) -> No
     assert "RUN_SUCCESS" in launch.stdout + launch.stderr
     for table in ("flights", "weather"):
         assert (tmp_path / "data" / "lake" / "raw" / table / f"date={day}").is_dir()
+
+
+def test_feast_cli_reads_the_products_store() -> None:
+    """`mlops-assets feast-config` writes a repo dir under the data dir whose feature_store.yaml is the RepoConfig the
+    pipeline builds in-process, so Feast's own CLI (`feast -c DIR feature-views list`, `feast ui`) sees our views."""
+    from feast.repo_config import load_repo_config
+
+    from mlops_assets.cli import main
+    from mlops_assets.defs.features.resources import FeatureStoreResource
+    from mlops_assets.lib.feature_views import FEATURE_VIEWS_BY_NAME
+    from mlops_assets.settings import load_settings
+
+    settings = load_settings()
+    resource = FeatureStoreResource.from_settings(settings)
+    resource.ensure_applied()
+    assert main(["feast-config"]) == 0
+    repo = settings.data_dir / "feast" / "repo"
+    yaml_path = repo / "feature_store.yaml"
+    assert yaml_path.is_file() and not (REPO_ROOT / "mlops_assets" / "feature_repo" / "feature_store.yaml").exists()
+
+    ours = resource.get_store().config
+    theirs = load_repo_config(repo, yaml_path)
+    for field in ("project", "provider", "entity_key_serialization_version"):
+        assert getattr(theirs, field) == getattr(ours, field), field
+    assert theirs.registry.path == ours.registry.path and theirs.registry.registry_type == "file"
+    assert theirs.online_store.type == ours.online_store.type and theirs.online_store.path == ours.online_store.path
+    assert theirs.offline_store.type == ours.offline_store.type
+
+    env = {**os.environ, "FEAST_USAGE": "False", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    listed = ""
+    for command in ("feature-views", "stream-feature-views"):
+        listed += _run([str(BIN / "feast"), "-c", str(repo), command, "list"], env).stdout
+    names = {line.split()[0] for line in listed.splitlines()[1:] if line.strip() and not line.startswith("NAME")}
+    assert set(FEATURE_VIEWS_BY_NAME) <= names, (sorted(FEATURE_VIEWS_BY_NAME), listed)
+    assert {"route_delay_stats", "origin_weather", "plane_attributes", "origin_today"} <= names
