@@ -83,10 +83,6 @@ class Settings:
             **{f"{entity}_history_days": days for entity, days in HISTORY_WINDOWS.items()},
         }
 
-    def dbt_env(self) -> dict[str, str]:
-        """Variables the dbt profile and sources read (dbt runs as a subprocess)."""
-        return {"MLOPS_DUCKDB_PATH": str(self.duckdb_path), "MLOPS_LAKE_ROOT": self.lake_root}
-
 
 def _parse_date(name: str, value: str) -> date:
     try:

@@ -7,17 +7,17 @@ transform assets on a small warehouse of the test's own (lake, landing zone and 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import polars as pl
-import pytest
 
-from mlops_assets.definitions import defs as product_defs
 from mlops_assets.defs import raw, transform
-from mlops_assets.defs.common import LakeResource
+from mlops_assets.defs.common import SETTINGS
+from mlops_assets.defs.resources import build_resources
 from mlops_assets.lib.landing import land_days
 from mlops_assets.lib.raw_lake import partition_uri, quarantine_uri
 from mlops_assets.lib.raw_tables import landed_file_path
@@ -27,23 +27,16 @@ START, GOOD_DAY, BAD_DAY, NEXT_DAY = date(2013, 1, 1), date(2013, 1, 2), date(20
 UNKNOWN_CARRIER = "ZZ"  # a well-formed code (passes the raw gate) that stg_airlines does not know: a dbt test fails
 
 
-def _defs(root: Path, monkeypatch: pytest.MonkeyPatch) -> dg.Definitions:
-    lake_root, warehouse = root / "lake", root / "warehouse.duckdb"
-    # dbt runs as a subprocess reading these two variables (settings.dbt_env); monkeypatch restores them.
-    monkeypatch.setenv("MLOPS_DUCKDB_PATH", str(warehouse))
-    monkeypatch.setenv("MLOPS_LAKE_ROOT", str(lake_root))
+def _defs(root: Path) -> dg.Definitions:
+    # The product's resources for the test's own lake, landing zone and warehouse (dbt gets them as --vars).
+    settings = replace(
+        SETTINGS, landing_dir=root / "landing", lake_root=str(root / "lake"), duckdb_path=root / "warehouse.duckdb"
+    )
+    resources = build_resources(settings)
     return dg.Definitions.merge(
         raw.defs,
         transform.defs,
-        dg.Definitions(
-            resources={
-                "lake": LakeResource(
-                    landing_dir=str(root / "landing"), lake_root=str(lake_root), warehouse_path=str(warehouse)
-                ),
-                "dbt": product_defs.resources["dbt"],
-            },
-            executor=dg.in_process_executor,
-        ),
+        dg.Definitions(resources={"lake": resources["lake"], "dbt": resources["dbt"]}, executor=dg.in_process_executor),
     )
 
 
@@ -65,8 +58,8 @@ def _check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     return {evaluation.check_name: evaluation.passed for evaluation in result.get_asset_check_evaluations()}
 
 
-def test_a_failed_and_a_defective_day_never_fail_the_next_day(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    defs = _defs(tmp_path, monkeypatch)
+def test_a_failed_and_a_defective_day_never_fail_the_next_day(tmp_path: Path) -> None:
+    defs = _defs(tmp_path)
     land_days(tmp_path / "landing", START, NEXT_DAY)
     _deliver_bad_day(tmp_path / "landing")
     (tmp_path / "home").mkdir()

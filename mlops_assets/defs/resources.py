@@ -1,6 +1,5 @@
 """Resources per environment, built from the resolved settings."""
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -23,8 +22,6 @@ def _dbt_executable() -> str:
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
-    # dbt runs as a subprocess that inherits this environment; its profile and sources read these two values.
-    os.environ.update(settings.dbt_env())
     return {
         "lake": LakeResource(
             landing_dir=str(settings.landing_dir),
@@ -35,6 +32,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             project_dir=dbt_project,
             profiles_dir=str(dbt_project.project_dir),
             dbt_executable=_dbt_executable(),
+            warehouse_path=str(settings.duckdb_path),
+            lake_root=settings.lake_root,
         ),
         "feature_store": FeatureStoreResource.from_settings(settings),
         "mlflow_tracking": MlflowTracking.from_settings(settings),

@@ -8,7 +8,6 @@ Online store URL: ``sqlite:///<path>`` (local profile) or ``redis://[:password@]
 ``rediss://...`` (production profile), as resolved by :mod:`mlops_assets.settings`.
 """
 
-import os
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -75,7 +74,6 @@ class FeatureStoreResource(dg.ConfigurableResource):
         key = self._key()
         with _LOCK:
             if key not in _STORES:
-                os.environ.setdefault("FEAST_USAGE", "False")
                 from feast import FeatureStore, RepoConfig
                 from feast.repo_config import RegistryConfig
 

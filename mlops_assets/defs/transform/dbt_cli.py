@@ -1,5 +1,8 @@
-"""The dbt CLI resource: dagster-dbt's, without two start-up costs per run that this pipeline never uses."""
+"""The dbt CLI resource: dagster-dbt's, told where the warehouse and the lake are, without two start-up costs per run
+that this pipeline never uses."""
 
+import json
+from collections.abc import Sequence
 from functools import cached_property
 from importlib.metadata import version as installed_version
 from typing import Any
@@ -8,8 +11,22 @@ from dagster_dbt import DbtCliResource
 from packaging import version
 
 
+def with_vars(args: Sequence[str], extra: dict[str, Any]) -> list[str]:
+    """``args`` with ``extra`` merged into its ``--vars`` JSON (added when absent); values in ``args`` win."""
+    args = list(args)
+    if "--vars" not in args:
+        return [*args, "--vars", json.dumps(extra)]
+    at = args.index("--vars") + 1
+    args[at] = json.dumps({**extra, **json.loads(args[at])})
+    return args
+
+
 class DbtCli(DbtCliResource):
     """``DbtCliResource`` for the dbt-core installed with this package.
+
+    Settings reach the dbt subprocess as dbt vars on its command line, never through this process's environment:
+    every invocation gets ``duckdb_path`` (read by ``profiles.yml``) and ``lake_root`` (read by the raw sources) from
+    this resource's fields.
 
     Before its first invocation in a run, dagster-dbt starts ``dbt --version`` (a whole dbt interpreter, ~4 s on
     2 cores) to tell dbt Core from dbt Fusion, and before every invocation it builds a dbt adapter inside the
@@ -17,6 +34,15 @@ class DbtCli(DbtCliResource):
     ``fetch_column_metadata`` helpers use. This project pins dbt-core and calls neither helper, so the version comes
     from the installed package metadata and no adapter is built; dbt itself still runs as dagster-dbt runs it.
     """
+
+    warehouse_path: str
+    lake_root: str
+
+    def location_vars(self) -> dict[str, str]:
+        return {"duckdb_path": self.warehouse_path, "lake_root": self.lake_root}
+
+    def cli(self, args: Sequence[str], **kwargs: Any) -> Any:
+        return super().cli(with_vars(args, self.location_vars()), **kwargs)
 
     @cached_property
     def _cli_version(self) -> version.Version:
