@@ -470,6 +470,7 @@ def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "brier": float(brier_score_loss(y, p)),
         "base_rate": float(np.mean(y)),
         "mean_p": float(np.mean(p)),
+        "rows": int(y.size),
     }
 
 
@@ -481,16 +482,42 @@ def calibrated(week: WeekPredictions, model: str, method: str) -> np.ndarray:
     return calibrator.apply(week.p_refit if model == "refit" else week.p_early)
 
 
-def evaluate(weeks: list[WeekPredictions]) -> list[dict[str, Any]]:
+def week_bootstrap(y: list[np.ndarray], p: list[np.ndarray], replicates: int, seed: int = 2013) -> dict[str, float]:
+    """5th-95th percentile of pooled AUC and ECE over resamples of the holdout weeks (with replacement): how much the
+    pooled figures move with which weeks happened to be in the quarter."""
+    from sklearn.metrics import roc_auc_score
+
+    from mlops_assets.lib.calibration import expected_calibration_error
+
+    rng = np.random.default_rng(seed)
+    aucs, eces = [], []
+    for _ in range(replicates):
+        pick = rng.integers(0, len(y), len(y))
+        ys, ps = np.concatenate([y[i] for i in pick]), np.concatenate([p[i] for i in pick])
+        aucs.append(roc_auc_score(ys, ps))
+        eces.append(expected_calibration_error(ys, ps))
+    return {
+        "auc_p5": float(np.percentile(aucs, 5)),
+        "auc_p95": float(np.percentile(aucs, 95)),
+        "ece_p5": float(np.percentile(eces, 5)),
+        "ece_p95": float(np.percentile(eces, 95)),
+    }
+
+
+def evaluate(weeks: list[WeekPredictions], variants: Sequence[str] | None, bootstrap: int) -> list[dict[str, Any]]:
     rows = []
     for label, model, method in VARIANTS:
+        if variants and label not in variants:
+            continue
         per_week = [(w, calibrated(w, model, method)) for w in weeks]
         pooled = scores(np.concatenate([w.y_holdout for w, _ in per_week]), np.concatenate([p for _, p in per_week]))
         weekly = [{"partition": w.partition.isoformat(), **scores(w.y_holdout, p)} for w, p in per_week]
+        interval = week_bootstrap([w.y_holdout for w, _ in per_week], [p for _, p in per_week], bootstrap)
         rows.append(
             {
                 "variant": label,
                 **pooled,
+                **(interval if bootstrap else {}),
                 "median_week_auc": statistics.median(r["auc"] for r in weekly),
                 "median_week_ece": statistics.median(r["ece"] for r in weekly),
                 "weeks": weekly,
@@ -537,13 +564,21 @@ def print_table(results: list[dict[str, Any]], per_week: bool) -> None:
             f"{r['median_week_auc']:.4f}",
             f"{r['median_week_ece']:.4f}",
         ]
-        print(_fmt_row(cells, widths) + hit)
+        band = (
+            f"  [AUC {r['auc_p5']:.3f}-{r['auc_p95']:.3f}, ECE {r['ece_p5']:.3f}-{r['ece_p95']:.3f}]"
+            if "auc_p5" in r
+            else ""
+        )
+        print(_fmt_row(cells, widths) + band + hit)
     if per_week:
         for r in results:
             print(f"\n{r['features']} {r['window']} {r['variant']}: per holdout week")
             print("  week        AUC     ECE     base   mean p  rows")
             for w in r["weeks"]:
-                print(f"  {w['partition']}  {w['auc']:.4f}  {w['ece']:.4f}  {w['base_rate']:.3f}  {w['mean_p']:.3f}")
+                print(
+                    f"  {w['partition']}  {w['auc']:.4f}  {w['ece']:.4f}  {w['base_rate']:.3f}  {w['mean_p']:.3f}"
+                    f"  {w['rows']}"
+                )
 
 
 def main() -> None:
@@ -559,6 +594,9 @@ def main() -> None:
     parser.add_argument("--halflife", type=float, help="recency weights: half-life in days (default unweighted)")
     parser.add_argument("--params", help="fixed LightGBM params over every config, JSON, e.g. '{\"max_bin\": 63}'")
     parser.add_argument("--per-week", action="store_true", help="print every holdout week's figures too")
+    parser.add_argument(
+        "--bootstrap", type=int, default=0, help="resample the holdout weeks N times: 90%% band of pooled AUC / ECE"
+    )
     parser.add_argument("--json", type=Path, help="write every measured figure to this file")
     args = parser.parse_args()
 
@@ -611,9 +649,7 @@ def main() -> None:
             _save(_cache_path(cache_dir, record["fingerprint"], settings, fs, days), weeks_by_set[fs.name])
         for fs in sets:
             weeks = _load(_cache_path(cache_dir, record["fingerprint"], settings, fs, days))
-            for row in evaluate(weeks):
-                if args.variants and row["variant"] not in args.variants:
-                    continue
+            for row in evaluate(weeks, args.variants, args.bootstrap):
                 results.append(
                     {
                         "features": fs.name,
