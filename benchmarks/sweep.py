@@ -18,7 +18,9 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import polars as pl
@@ -27,11 +29,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _data import CATEGORICAL_COLUMNS, FEATURE_COLUMNS, LABEL_COLUMN, benchmark_frames
 
-from mlops_assets.lib.boosting import ModelData, refit, training_params
-from mlops_assets.lib.sweep import SweepSettings, run_loop, run_sweep, sample_configs
+from mlops_assets.lib.boosting import ModelData, refit, train_booster, training_params
+from mlops_assets.lib.search_space import sample_configs
+from mlops_assets.lib.sweep import SweepSettings, run_sweep
 from mlops_assets.lib.training import CategoryVocabulary
 
 REFIT_ROUNDS = 200
+
+
+def run_loop(train: ModelData, valid: ModelData, configs: Sequence[Mapping[str, Any]], settings: SweepSettings) -> list:
+    """The same trials as a plain sequential loop on all cores (the benchmark's baseline): one booster each."""
+    num_threads = settings.cpus_per_trial * settings.max_concurrent_trials
+    boosters: list = []
+    for config in configs:
+        params = training_params(config, num_threads=num_threads, use_gpu=settings.use_gpu)
+        boosters.append(
+            train_booster(
+                params, train, valid, settings.max_rounds, early_stopping_rounds=settings.early_stopping_rounds
+            )
+        )
+    return boosters
 
 
 def encode(frame: pl.DataFrame, vocabulary: CategoryVocabulary) -> ModelData:

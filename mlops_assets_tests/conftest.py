@@ -109,7 +109,7 @@ def feature_lake(warehouse: Warehouse, dagster_instance: object) -> Warehouse:
 @pytest.fixture(scope="session")
 def local_ray() -> Iterator[None]:
     """One local Ray for the whole session: sweeps reuse it instead of paying Ray's start-up each time."""
-    from mlops_assets.lib.sweep import ray_session
+    from mlops_assets.lib.ray_runtime import ray_session
 
     with ray_session("local", num_cpus=2):
         yield

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from mlops_assets.lib.boosting import concat_model_data, model_text, refit, training_params
 from mlops_assets.lib.feature_contract import LABEL_COLUMN, PARTITION_COLUMN
 from mlops_assets.lib.point_in_time import build_training_frame
-from mlops_assets.lib.sweep import SweepFailedError, SweepSettings, run_sweep, sample_configs
+from mlops_assets.lib.search_space import sample_configs
+from mlops_assets.lib.sweep import SweepFailedError, SweepSettings, run_sweep
 from mlops_assets.lib.training import (
     MODEL_FEATURE_COLUMNS,
     CategoryVocabulary,

@@ -2,8 +2,10 @@
 
 Why it is shaped this way (Tune's defaults cost 13-15x a plain loop on 2 cores, see the sweep benchmark):
 
-- Configurations are sampled here from :class:`ParamRange` with a seeded generator and handed to Tune as one grid, so
-  a sweep is reproducible and the benchmark's plain loop can run exactly the same trials.
+- Configurations are sampled with a seeded generator (:mod:`mlops_assets.lib.search_space`) and handed to Tune as one
+  grid, so a sweep is reproducible and the benchmark's plain loop can run exactly the same trials.
+- Ray's lifecycle lives in :mod:`mlops_assets.lib.ray_runtime`, the driver-side callback in
+  :mod:`mlops_assets.lib.sweep_callbacks` (it subclasses a Tune class, so Ray is imported only when a sweep runs).
 - ``reuse_actors=True``: trials run in long-lived actors instead of a new process each.
 - Trial-level threading: each trial gets ``cpus_per_trial`` cores and LightGBM that many threads, so concurrent trials
   fill the machine without oversubscribing it.
@@ -16,62 +18,21 @@ Why it is shaped this way (Tune's defaults cost 13-15x a plain loop on 2 cores, 
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import lightgbm as lgb
-import numpy as np
-from ray import tune
-
 from mlops_assets.lib.boosting import ModelData, train_booster, training_params
+from mlops_assets.lib.ray_runtime import ray_session
+from mlops_assets.lib.search_space import sample_configs
 
 METRIC = "valid_auc"
 
 
 class SweepFailedError(RuntimeError):
     """Every trial of the sweep failed; nothing may be registered."""
-
-
-@dataclass(frozen=True)
-class ParamRange:
-    low: float
-    high: float
-    log: bool = False
-    integer: bool = False
-
-    def sample(self, rng: np.random.Generator) -> float | int:
-        if self.log:
-            value = float(np.exp(rng.uniform(math.log(self.low), math.log(self.high))))
-        else:
-            value = float(rng.uniform(self.low, self.high))
-        return round(value) if self.integer else round(value, 6)
-
-    def describe(self) -> str:
-        return f"{'log-' if self.log else ''}{'int' if self.integer else 'uniform'}[{self.low}, {self.high}]"
-
-
-# The LightGBM parameters that matter most on tabular data of this size; rounds are chosen by early stopping.
-DEFAULT_SEARCH_SPACE: dict[str, ParamRange] = {
-    "num_leaves": ParamRange(8, 256, log=True, integer=True),
-    "learning_rate": ParamRange(0.02, 0.3, log=True),
-    "min_data_in_leaf": ParamRange(10, 400, log=True, integer=True),
-    "feature_fraction": ParamRange(0.5, 1.0),
-    "bagging_fraction": ParamRange(0.5, 1.0),
-    "lambda_l1": ParamRange(1e-3, 10.0, log=True),
-    "lambda_l2": ParamRange(1e-3, 10.0, log=True),
-}
-
-
-def sample_configs(
-    count: int, seed: int, space: Mapping[str, ParamRange] = DEFAULT_SEARCH_SPACE
-) -> list[dict[str, float | int]]:
-    rng = np.random.default_rng(seed)
-    return [{name: spec.sample(rng) for name, spec in space.items()} for _ in range(count)]
 
 
 @dataclass(frozen=True)
@@ -142,6 +103,7 @@ def _run_trial(
     settings: SweepSettings,
 ) -> None:
     """One Tune trial; reports the best validation AUC so far every ``report_every`` rounds."""
+    from ray import tune
 
     params = training_params(config["params"], num_threads=settings.cpus_per_trial, use_gpu=settings.use_gpu)
     state = {"best_auc": -1.0, "best_iteration": 0, "reported": 0}
@@ -169,48 +131,6 @@ def _run_trial(
         )
 
 
-@contextmanager
-def ray_session(address: str, num_cpus: int, num_gpus: int | None = None) -> Iterator[float]:
-    """Start local Ray (loopback only, no dashboard, no telemetry) or connect to ``address``; yields start-up seconds.
-
-    A session that is already initialised is reused and left running (its owner shuts it down).
-    """
-    import ray
-
-    if ray.is_initialized():
-        yield 0.0
-        return
-    # Set before Ray spawns its processes, which inherit them: no usage reporting, bind loopback only, and no
-    # console tables from Tune (progress goes to the caller's log through ``on_trial_complete``).
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-    started = time.perf_counter()
-    if address == "local":
-        ray.init(
-            address="local",
-            num_cpus=num_cpus,
-            num_gpus=num_gpus,
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            log_to_driver=False,
-            configure_logging=False,
-            runtime_env={"worker_process_setup_hook": "mlops_assets.lib.sweep.warm_worker"},
-        )
-    else:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
-    try:
-        yield time.perf_counter() - started
-    finally:
-        ray.shutdown()
-
-
-def warm_worker() -> None:
-    """Runs in each Ray worker as it starts (idle workers start with Ray): pays the trial's imports off the critical
-    path, so a trial actor that takes a pre-started worker begins training at once."""
-    import ray.tune  # noqa: F401
-
-
 def run_sweep(
     train: ModelData,
     valid: ModelData,
@@ -224,14 +144,17 @@ def run_sweep(
     ``configs`` overrides the sampled configurations (``settings.num_samples`` of them by default).
     ``on_trial_complete(record, done, total)`` is called in this process as each trial ends, failed ones included.
     """
+    from ray import tune
     from ray.tune.schedulers import ASHAScheduler
+
+    from mlops_assets.lib.sweep_callbacks import TrialCollector
 
     trial_configs = (
         [dict(c) for c in configs] if configs is not None else sample_configs(settings.num_samples, settings.seed)
     )
     total = len(trial_configs)
 
-    collector = _TrialCollector(total, on_trial_complete)
+    collector = TrialCollector(total, on_trial_complete)
 
     max_reports = max(1, math.ceil(settings.max_rounds / settings.report_every))
     scheduler = ASHAScheduler(
@@ -284,66 +207,3 @@ def run_sweep(
         gpu_seconds=trial_seconds * settings.gpus_per_trial if settings.use_gpu else 0.0,
         ray_start_s=ray_start_s,
     )
-
-
-class _TrialCollector(tune.Callback):
-    """Runs in the driver: gathers each trial's reported history and hands finished trials to ``notify``.
-
-    Tune pickles its callbacks with the experiment state; the caller's ``notify`` (which may hold a Dagster context
-    with locks) and the records are process-local, so they are left out of the pickle.
-    """
-
-    def __init__(self, total: int, notify: Callable[[TrialRecord, int, int], None] | None) -> None:
-        self.total = total
-        self.notify = notify
-        self.records: dict[str, TrialRecord] = {}
-        self.done = 0
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"total": self.total, "notify": None, "records": {}, "done": 0}
-
-    def _record(self, trial: Any) -> TrialRecord:
-        return self.records.setdefault(trial.trial_id, TrialRecord(trial.trial_id, dict(trial.config["params"])))
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        record = self._record(trial)
-        record.history.append((int(result["round"]), float(result[METRIC])))
-        record.valid_auc = float(result[METRIC])
-        record.best_iteration = int(result["best_iteration"])
-        record.rounds = int(result["round"])
-        record.wall_s = float(result.get("time_total_s", 0.0))
-
-    def _finish(self, trial: Any, status: str, error: str | None) -> None:
-        self.done += 1
-        record = self._record(trial)
-        record.status, record.error = status, error
-        if self.notify is not None:
-            self.notify(record, self.done, self.total)
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finish(trial, "TERMINATED", None)
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finish(trial, "ERROR", _trial_error(trial))
-
-
-def _trial_error(trial: Any) -> str:
-    path = getattr(trial, "error_file", None)
-    if path and os.path.exists(path):
-        with open(path) as handle:
-            return handle.read().strip()
-    return "trial failed without an error file"
-
-
-def run_loop(train: ModelData, valid: ModelData, configs: Sequence[Mapping[str, Any]], settings: SweepSettings) -> list:
-    """The same trials as a plain sequential loop on all cores (the benchmark's baseline): one booster each."""
-    num_threads = settings.cpus_per_trial * settings.max_concurrent_trials
-    boosters: list[lgb.Booster] = []
-    for config in configs:
-        params = training_params(config, num_threads=num_threads, use_gpu=settings.use_gpu)
-        boosters.append(
-            train_booster(
-                params, train, valid, settings.max_rounds, early_stopping_rounds=settings.early_stopping_rounds
-            )
-        )
-    return boosters

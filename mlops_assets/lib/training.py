@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import polars as pl
-from sklearn.metrics import roc_auc_score
 
 from mlops_assets.lib.boosting import ModelData, TrainingDataError
 from mlops_assets.lib.feature_contract import (
@@ -25,6 +24,9 @@ from mlops_assets.lib.feature_contract import (
 from mlops_assets.lib.feature_views import FEATURE_VIEWS
 from mlops_assets.lib.intraday import INTRADAY_FEATURE_COLUMNS
 from mlops_assets.lib.point_in_time import REQUEST_COLUMNS
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 # What serving can supply: the request columns plus the online feature views. ``weather_age_minutes`` is validated
 # but no view serves it, so it is not a model input (a feature the model needs must exist at serving time).
@@ -97,4 +99,6 @@ def require_both_classes(data: ModelData, window: str) -> None:
 
 
 def auc(booster: lgb.Booster, data: ModelData) -> float:
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(data.label, booster.predict(data.features)))

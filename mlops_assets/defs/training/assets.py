@@ -30,14 +30,8 @@ from mlops_assets.lib.feature_paths import entity_table_uri
 from mlops_assets.lib.feature_views import FEATURE_VIEWS
 from mlops_assets.lib.io import read_bytes, sha256_hex
 from mlops_assets.lib.point_in_time import build_training_frame
-from mlops_assets.lib.sweep import (
-    DEFAULT_SEARCH_SPACE,
-    SweepResult,
-    SweepSettings,
-    TrialRecord,
-    run_sweep,
-    sample_configs,
-)
+from mlops_assets.lib.search_space import DEFAULT_SEARCH_SPACE, sample_configs
+from mlops_assets.lib.sweep import SweepResult, SweepSettings, TrialRecord, run_sweep
 from mlops_assets.lib.training import CategoryVocabulary, input_example, model_data, require_both_classes
 from mlops_assets.lib.windows import TrainingWindows, training_windows
 from mlops_assets.settings import Settings
