@@ -85,8 +85,8 @@ def test_definitions_and_a_materialisation_change_no_global_state(tmp_path: Path
 
 @pytest.mark.xfail(
     strict=True,
-    reason="open (issue 16): lib/sweep.py and lib/training.py import LightGBM, Ray and scikit-learn at module level; "
-    "the pandera model feeds the column schema at load; @dbt_assets needs dagster_dbt (dbt-core) at load",
+    reason="open (issue 16): the pandera model feeds the column schema at load; @dbt_assets needs dagster_dbt "
+    "(dbt-core) at load",
 )
 def test_loading_the_definitions_imports_no_heavy_library(tmp_path: Path) -> None:
     """Heavy libraries are imported where they are used (asset bodies, resource methods), not at load."""
