@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs everything the tests need (project, Redis and PostgreSQL from apt when missing, deploy validation tools)
-# and runs the whole suite.
+# Installs everything the tests need (project from uv.lock; Redis, PostgreSQL and Chromium from apt when missing; deploy
+# validation tools) and runs the whole suite.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 # Real servers for the integration tests (each started on 127.0.0.1 by the tests and stopped by PID).
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# Debian's Chromium for the UI test (Playwright drives /usr/bin/chromium; no browser download).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
