@@ -43,9 +43,9 @@ def _run(args: list[str], env: dict[str, str], timeout: int = 300) -> subprocess
 
 
 def test_uv_lock_is_consistent_with_pyproject() -> None:
-    """uv.lock is committed and matches pyproject.toml (setup.sh, CI and the image install with --locked)."""
+    """uv.lock is committed and matches pyproject.toml (setup.sh, CI and the image install with --locked); offline."""
     proc = subprocess.run(
-        [str(BIN / "uv"), "lock", "--check"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+        [str(BIN / "uv"), "lock", "--check", "--offline"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
