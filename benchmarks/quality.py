@@ -335,7 +335,12 @@ def _weighted(data: ModelData, age_days: np.ndarray, halflife_days: float | None
 
 def train_week(week_data: WeekData, columns: Sequence[str], settings: RunSettings, partition: date) -> WeekPredictions:
     from mlops_assets.lib.boosting import concat_model_data, refit, train_booster, training_params
-    from mlops_assets.lib.sweep import sample_configs
+
+    try:
+        # The search space's own module (no Ray import) where the product has one, else the sweep module.
+        from mlops_assets.lib.search_space import sample_configs
+    except ImportError:
+        from mlops_assets.lib.sweep import sample_configs
 
     train = _weighted(subset(week_data.train, columns), week_data.train_age, settings.halflife_days)
     valid = subset(week_data.valid, columns)
@@ -512,12 +517,14 @@ def evaluate(weeks: list[WeekPredictions], variants: Sequence[str] | None, boots
         per_week = [(w, calibrated(w, model, method)) for w in weeks]
         pooled = scores(np.concatenate([w.y_holdout for w, _ in per_week]), np.concatenate([p for _, p in per_week]))
         weekly = [{"partition": w.partition.isoformat(), **scores(w.y_holdout, p)} for w, p in per_week]
-        interval = week_bootstrap([w.y_holdout for w, _ in per_week], [p for _, p in per_week], bootstrap)
+        interval = (
+            week_bootstrap([w.y_holdout for w, _ in per_week], [p for _, p in per_week], bootstrap) if bootstrap else {}
+        )
         rows.append(
             {
                 "variant": label,
                 **pooled,
-                **(interval if bootstrap else {}),
+                **interval,
                 "median_week_auc": statistics.median(r["auc"] for r in weekly),
                 "median_week_ece": statistics.median(r["ece"] for r in weekly),
                 "weeks": weekly,
@@ -546,7 +553,7 @@ def print_table(results: list[dict[str, Any]], per_week: bool) -> None:
         "wk AUC~",
         "wk ECE~",
     ]
-    widths = [10, 9, 16, 6, 6, 7, 6, 6, 6, 7, 7]
+    widths = [18, 9, 16, 6, 6, 7, 6, 6, 6, 7, 7]
     print(_fmt_row(head, widths))
     print(_fmt_row(["-" * w for w in widths], widths))
     for r in results:
@@ -590,6 +597,7 @@ def main() -> None:
     parser.add_argument("--windows", type=int, nargs="+", help="training days (default 28 91 182)")
     parser.add_argument("--configs", type=int, help="sampled LightGBM configs per weekly model (default 8)")
     parser.add_argument("--feature-sets", nargs="+", help="names to run, e.g. +history +intraday (default all)")
+    parser.add_argument("--without", nargs="+", help="drop these groups or columns from every set, e.g. history month")
     parser.add_argument("--variants", nargs="+", help="calibration variants to print (default all)")
     parser.add_argument("--halflife", type=float, help="recency weights: half-life in days (default unweighted)")
     parser.add_argument("--params", help="fixed LightGBM params over every config, JSON, e.g. '{\"max_bin\": 63}'")
@@ -621,6 +629,11 @@ def main() -> None:
     sets, notes = feature_sets(MODEL_FEATURE_COLUMNS)
     if args.feature_sets:
         sets = [fs for fs in sets if fs.name in args.feature_sets]
+    if args.without:
+        groups = feature_groups(MODEL_FEATURE_COLUMNS)
+        dropped = {c for name in args.without for c in (groups[name][0] if name in groups else (name,))}
+        suffix = "".join(f"-{name}" for name in args.without)
+        sets = [FeatureSet(fs.name + suffix, tuple(c for c in fs.columns if c not in dropped)) for fs in sets]
     for group, note in notes.items():
         print(f"  {group}: {note}")
     print(
