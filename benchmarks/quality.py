@@ -65,7 +65,16 @@ TARGET_AUC = 0.75
 TARGET_ECE = 0.02
 # What the data dir depends on: when any of these change, the year is re-materialised.
 FINGERPRINT_PATHS = ("dbt_project/models", "dbt_project/macros", "dbt_project/dbt_project.yml", "mlops_assets")
-FINGERPRINT_SKIP = ("/defs/training/", "/lib/calibration.py", "/lib/sweep.py", "/lib/boosting.py", "__pycache__")
+# The training side does not change the materialised data; it keys the cache of weekly predictions instead.
+TRAINING_CODE = (
+    "mlops_assets/lib/training.py",
+    "mlops_assets/lib/boosting.py",
+    "mlops_assets/lib/search_space.py",
+    "mlops_assets/lib/sweep.py",
+    "mlops_assets/lib/point_in_time.py",
+    "mlops_assets/lib/windows.py",
+)
+FINGERPRINT_SKIP = ("/defs/training/", "/lib/calibration.py", "__pycache__", *(f"/{path}" for path in TRAINING_CODE))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -418,9 +427,21 @@ def week_matrices(lake_root: str, partition: date, train_days: int) -> WeekData:
     return WeekData(train, valid, model_data(holdout_frame, vocabulary), age(train_frame), age(valid_frame))
 
 
+def training_code_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for path in TRAINING_CODE:
+        if (REPO_ROOT / path).exists():
+            digest.update(path.encode())
+            digest.update((REPO_ROOT / path).read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def _cache_path(cache_dir: Path, fingerprint: str, settings: RunSettings, fs: FeatureSet, days: int) -> Path:
+    """Cached weekly predictions: valid while the data, the training code, the settings and the columns are the same
+    (an edit of this script itself does not invalidate them: pass ``--rebuild`` or delete the cache dir)."""
     columns = hashlib.sha256(",".join(fs.columns).encode()).hexdigest()[:8]
-    return cache_dir / f"{fingerprint}_{settings.key()}_{fs.name.strip('+')}_{columns}_{days}d.json"
+    key = f"{fingerprint}_{training_code_fingerprint()}_{settings.key()}"
+    return cache_dir / f"{key}_{fs.name.strip('+')}_{columns}_{days}d.json"
 
 
 def _save(path: Path, weeks: list[WeekPredictions]) -> None:
