@@ -22,6 +22,8 @@ VERSION_TAGS = {
     "git_sha",
     "config_hash",
     "model_sha256",
+    "final_fit",
+    "calibration",
 }
 
 

@@ -15,6 +15,7 @@ import hashlib
 import json
 import time
 from datetime import date, timedelta
+from typing import Literal
 
 import dagster as dg
 import polars as pl
@@ -24,10 +25,11 @@ from mlops_assets.defs.common import NEW_YORK, SETTINGS, LakeResource
 from mlops_assets.defs.features.assets import FEATURE_STORE_KEY
 from mlops_assets.defs.features.checks import VALIDATED_KEY
 from mlops_assets.defs.training.resources import MlflowTracking, TrackedRun
-from mlops_assets.lib.boosting import ModelData, concat_model_data, model_sha256, refit, training_params
+from mlops_assets.lib.boosting import ModelData, model_sha256, training_params
 from mlops_assets.lib.feature_contract import PARTITION_COLUMN
 from mlops_assets.lib.feature_paths import entity_table_uri
 from mlops_assets.lib.feature_views import FEATURE_VIEWS
+from mlops_assets.lib.final_model import fit_final_model
 from mlops_assets.lib.io import read_bytes, sha256_hex
 from mlops_assets.lib.point_in_time import build_training_frame
 from mlops_assets.lib.search_space import DEFAULT_SEARCH_SPACE, sample_configs
@@ -39,7 +41,8 @@ from mlops_assets.settings import Settings
 TRAINING_GROUP = "training"
 TRAINED_MODEL_KEY = dg.AssetKey("trained_model")
 CHALLENGER_ALIAS = "challenger"
-CODE_VERSION = "trained_model-v1"
+CODE_VERSION = "trained_model-v2"
+CALIBRATOR_ARTIFACT = "calibration/calibrator.json"
 
 
 def _first_monday_on_or_after(day: date) -> date:
@@ -95,6 +98,11 @@ class SweepConfig(dg.Config):
     seed: int = 2013
     fixed_params: dict[str, float] = Field(default_factory=dict)
     """LightGBM parameters pinned for every trial (they override the sampled values)."""
+    final_fit: Literal["early", "refit"] = "early"
+    """The registered model: the best configuration early-stopped on the training window, or refit on training +
+    validation (lib/final_model.py; chosen by benchmarks/quality.py)."""
+    calibration: Literal["identity", "intercept", "platt", "isotonic"] = "platt"
+    """Calibrator fitted on the early model's validation predictions, stored with the model."""
 
     def sweep_settings(self) -> SweepSettings:
         return SweepSettings(
@@ -312,12 +320,26 @@ def trained_model(
         best = sweep.best
 
         refit_started = time.perf_counter()
-        # All the sweep's cores; the thread count is part of the config hash, so the refit stays reproducible.
+        # All the sweep's cores; the thread count is part of the config hash, so the final fit stays reproducible.
         threads = sweep_settings.cpus_per_trial * sweep_settings.max_concurrent_trials
         params = training_params(best.params, num_threads=threads, use_gpu=sweep_settings.use_gpu)
-        booster = refit(params, concat_model_data(train, valid), num_boost_round=best.best_iteration or 1)
+        final = fit_final_model(
+            params,
+            train,
+            valid,
+            max_rounds=sweep_settings.max_rounds,
+            early_stopping_rounds=sweep_settings.early_stopping_rounds,
+            calibration=config.calibration,
+            final_fit=config.final_fit,
+        )
+        booster = final.booster
         refit_s = time.perf_counter() - refit_started
         digest = model_sha256(booster)
+        context.log.info(
+            f"final model: {final.fit} fit, {final.rounds} rounds, validation AUC {final.valid_auc:.4f}; "
+            f"{final.calibrator.method} calibration, validation ECE {final.valid_ece_raw:.4f} -> "
+            f"{final.valid_ece_calibrated:.4f}"
+        )
 
         mlflow_tracking.log_metrics(
             parent,
@@ -326,12 +348,17 @@ def trained_model(
                 "sweep_wall_s": sweep.wall_s,
                 "refit_s": refit_s,
                 "trials_failed": sum(not t.succeeded for t in sweep.trials),
+                "final_valid_auc": final.valid_auc,
+                "valid_ece_raw": final.valid_ece_raw,
+                "valid_ece_calibrated": final.valid_ece_calibrated,
             },
         )
         mlflow_tracking.log_params(
             parent, {f"best.{k}": v for k, v in best.params.items()} | {"best.rounds": best.best_iteration}
         )
         mlflow_tracking.log_text(parent, vocabulary.to_json(), "encoding/categories.json")
+        # Serving and evaluation apply it to the booster's raw probability (lib/calibration.py Calibrator.from_json).
+        mlflow_tracking.log_text(parent, final.calibrator.to_json(), CALIBRATOR_ARTIFACT)
         version_tags = {
             **run_tags,
             "training_data_hash": training_data_hash,
@@ -340,6 +367,8 @@ def trained_model(
             "config_hash": config_hash,
             "model_sha256": digest,
             "holdout_window": windows.as_metadata()["holdout_window"],
+            "final_fit": final.fit,
+            "calibration": final.calibrator.method,
         }
         version = mlflow_tracking.register_lightgbm(
             parent, booster, input_example(train).to_pandas(), version_tags, alias=CHALLENGER_ALIAS
@@ -368,6 +397,11 @@ def trained_model(
             "cpu_seconds": round(sweep.cpu_seconds, 1),
             "gpu_seconds": round(sweep.gpu_seconds, 1),
             "refit_s": round(refit_s, 3),
+            "final_fit": final.fit,
+            "final_rounds": final.rounds,
+            "calibration": final.calibrator.method,
+            "valid_ece_raw": dg.FloatMetadataValue(round(final.valid_ece_raw, 5)),
+            "valid_ece_calibrated": dg.FloatMetadataValue(round(final.valid_ece_calibrated, 5)),
             "train_rows": train.rows,
             "valid_rows": valid.rows,
             "training_data_hash": training_data_hash,
