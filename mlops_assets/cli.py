@@ -208,6 +208,25 @@ def _feast_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    """Restore the registered model's previous_champion as champion, recording the reason and time as tags."""
+    from mlflow.tracking import MlflowClient
+
+    from mlops_assets.lib.model_registry import RegistryError, rollback
+
+    settings = load_settings()
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_registry_uri)
+    try:
+        move = rollback(client, settings.registered_model_name, args.reason)
+    except RegistryError as exc:
+        raise ValueError(str(exc)) from exc
+    print(
+        f"{settings.registered_model_name}: champion v{move.from_version} -> v{move.to_version} at {move.at} "
+        f"({move.reason}); previous_champion cleared"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -244,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
         "--out", help="directory to write (default: $MLOPS_DATA_DIR/feast/repo, never the package)"
     )
     feast_config.set_defaults(handler=_feast_config)
+    roll = commands.add_parser(
+        "rollback", help="restore MLflow alias previous_champion as champion and record why (tags on the model)"
+    )
+    roll.add_argument("--reason", required=True, help="why; stored with the time on the registered model and version")
+    roll.set_defaults(handler=_rollback)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -129,7 +129,12 @@ def _report(delta_low: float, ece: float = 0.02, auc: float = 0.70, worst_delta:
             },
             "delta": {"roc_auc": {"estimate": delta_low + 0.01, "low": delta_low, "high": delta_low + 0.02}},
         },
-        "slices": {"worst": {"dimension": "carrier", "value": "AA", "rows": 300, "delta_auc": worst_delta}},
+        "slices": {
+            "rows": [
+                {"dimension": "carrier", "value": "AA", "rows": 300, "delta_auc": worst_delta, "delta_ci_high": -0.001},
+                {"dimension": "carrier", "value": "B6", "rows": 300, "delta_auc": -0.3, "delta_ci_high": 0.02},
+            ]
+        },
         "calibration": {"candidate": {"ece": ece}},
         "operations": {
             "candidate": {"single_row_p50_ms": 0.1, "batch_ms_per_1k_rows": 2.0, "size_bytes": 200_000},

@@ -140,7 +140,9 @@ def evaluate(
 
     boot = paired_bootstrap(y, p_cand, p_champ, settings.resamples, settings.seed, settings.level)
     point, sweep = operating_point(y, p_cand, settings.threshold_rule)
-    slices = slice_metrics(slice_columns(holdout_frame), y, p_cand, p_champ, settings.min_slice_rows)
+    slices = slice_metrics(
+        slice_columns(holdout_frame), y, p_cand, p_champ, settings.min_slice_rows, seed=settings.seed
+    )
     worst = worst_slice(slices)
 
     train_data = model_data(train_frame, candidate.vocabulary)

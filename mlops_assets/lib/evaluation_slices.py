@@ -1,7 +1,10 @@
 """Slice metrics: the candidate and the champion per carrier, origin, month, departure-hour and distance bucket.
 
 A slice is scored only with at least ``min_rows`` rows and both classes present; smaller ones are listed as skipped,
-so a regression on ten flights cannot block a promotion, and a large slice cannot hide behind the overall AUC.
+so a regression on ten flights cannot block a promotion, and a large slice cannot hide behind the overall AUC. With a
+champion, each scored slice also gets a paired bootstrap CI of its AUC delta (the same resampled rows for both
+models): a slice *regressed* when its delta is below ``-max_regression`` and the CI's upper end is below zero, so a
+few hundred flights' noise alone does not block a promotion.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from mlops_assets.lib.evaluation_metrics import point_metrics
+from mlops_assets.lib.evaluation_metrics import paired_bootstrap, point_metrics
 
 # Local scheduled departure hour -> bucket; the buckets follow the day's delay build-up.
 HOUR_BUCKETS: tuple[tuple[int, int, str], ...] = (
@@ -60,12 +63,18 @@ class SliceRow:
     champion_auc: float | None
     candidate_log_loss: float | None
     scored: bool
+    delta_low: float | None = None
+    delta_high: float | None = None
 
     @property
     def delta_auc(self) -> float | None:
         if self.candidate_auc is None or self.champion_auc is None:
             return None
         return self.candidate_auc - self.champion_auc
+
+    def regressed(self, max_regression: float) -> bool:
+        delta = self.delta_auc
+        return delta is not None and delta < -max_regression and (self.delta_high is None or self.delta_high < 0)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -76,6 +85,8 @@ class SliceRow:
             "candidate_auc": self.candidate_auc,
             "champion_auc": self.champion_auc,
             "delta_auc": self.delta_auc,
+            "delta_ci_low": self.delta_low,
+            "delta_ci_high": self.delta_high,
             "candidate_log_loss": self.candidate_log_loss,
             "scored": self.scored,
         }
@@ -88,6 +99,8 @@ def slice_metrics(
     champion: np.ndarray | None,
     min_rows: int,
     dimensions: tuple[str, ...] = SLICE_DIMENSIONS,
+    resamples: int = 200,
+    seed: int = 2013,
 ) -> list[SliceRow]:
     """Per dimension and value, rows in the order of ``slices`` (aligned with ``y`` and the predictions)."""
     out: list[SliceRow] = []
@@ -100,6 +113,9 @@ def slice_metrics(
             scored = bool(mask.sum() >= min_rows and 0 < positives < mask.sum())
             cand = point_metrics(labels, candidate[mask]) if scored else None
             champ = point_metrics(labels, champion[mask]) if scored and champion is not None else None
+            delta = None
+            if champ is not None and champion is not None and resamples > 0:
+                delta = paired_bootstrap(labels, candidate[mask], champion[mask], resamples, seed).delta
             out.append(
                 SliceRow(
                     dimension=dimension,
@@ -110,6 +126,8 @@ def slice_metrics(
                     champion_auc=champ["roc_auc"] if champ else None,
                     candidate_log_loss=cand["log_loss"] if cand else None,
                     scored=scored,
+                    delta_low=delta["roc_auc"].low if delta else None,
+                    delta_high=delta["roc_auc"].high if delta else None,
                 )
             )
     return out

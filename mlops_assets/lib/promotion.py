@@ -6,7 +6,8 @@ a note and the absolute floors decide alone.
 
 - ``auc_not_worse_than_champion``: the lower end of the paired bootstrap CI of candidate - champion ROC-AUC must be
   at least ``-auc_tolerance``: judged on the interval over the same rows, not on two point estimates.
-- ``no_slice_regression``: no scored slice's AUC below the champion's by more than ``max_slice_regression``.
+- ``no_slice_regression``: no scored slice's AUC below the champion's by more than ``max_slice_regression`` with
+  the slice's paired CI of the delta entirely below zero.
 - ``calibration_within_bound``: ECE at most ``max_ece``.
 - ``latency_and_size_within_budget``: single-row p50 and batch time per 1k rows within absolute budgets and within
   ``max_latency_ratio`` of the champion's; model size within ``max_size_mb``.
@@ -74,17 +75,26 @@ def _auc_vs_champion(report: dict[str, Any], config: GateConfig) -> GateResult:
 
 
 def _slices(report: dict[str, Any], config: GateConfig) -> GateResult:
-    worst = report["slices"].get("worst")
-    if worst is None:
+    compared = [row for row in report["slices"]["rows"] if row.get("delta_auc") is not None]
+    if not compared:
         return GateResult(NO_SLICE_REGRESSION, True, "no champion (or no slice large enough) to compare against")
+    regressed = [
+        row
+        for row in compared
+        if row["delta_auc"] < -config.max_slice_regression
+        and (row.get("delta_ci_high") is None or row["delta_ci_high"] < 0)
+    ]
+    worst = min(regressed or compared, key=lambda row: row["delta_auc"])
     delta = float(worst["delta_auc"])
-    passed = delta >= -config.max_slice_regression
+    high = worst.get("delta_ci_high")
     return GateResult(
         NO_SLICE_REGRESSION,
-        passed,
-        f"worst slice {worst['dimension']}={worst['value']} ({worst['rows']} rows): delta AUC {delta:+.4f}, "
-        f"allowed -{config.max_slice_regression:.3f}",
-        {"worst_slice": f"{worst['dimension']}={worst['value']}", "worst_delta": delta, "rows": worst["rows"]},
+        not regressed,
+        f"{len(regressed)} of {len(compared)} slices regressed; worst {worst['dimension']}={worst['value']} "
+        f"({worst['rows']} rows): delta AUC {delta:+.4f}"
+        + (f" (CI high {high:+.4f})" if high is not None else "")
+        + f", allowed -{config.max_slice_regression:.3f} unless the CI reaches 0",
+        {"worst_slice": f"{worst['dimension']}={worst['value']}", "worst_delta": delta, "regressed": len(regressed)},
     )
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from mlops_assets.lib.model_registry import PARTITION_TAG, alias_version, is_newest_partition
 from mlops_assets.settings import Settings
 
 if TYPE_CHECKING:
@@ -139,7 +140,11 @@ class MlflowTracking(dg.ConfigurableResource):
         alias: str,
     ) -> str:
         """Save the booster (signature from ``input_example``) under the run's ``model`` artefacts, register it as a
-        new version of the registered model with ``tags``, point ``alias`` at it, and return the version."""
+        new version of the registered model with ``tags``, point ``alias`` at it, and return the version.
+
+        When ``tags`` carry a ``dagster.partition``, ``alias`` moves only if it does not already point at a version of
+        a later partition: a backfill of an old week registers its version but leaves ``challenger`` on the newest
+        week's candidate (see :meth:`alias_version` to tell which happened)."""
         import mlflow.lightgbm
         from mlflow.exceptions import MlflowException
         from mlflow.models import infer_signature
@@ -157,8 +162,15 @@ class MlflowTracking(dg.ConfigurableResource):
                 raise
         source = f"{client.get_run(run.run_id).info.artifact_uri.rstrip('/')}/model"
         version = client.create_model_version(self.registered_model_name, source, run_id=run.run_id, tags=dict(tags))
-        client.set_registered_model_alias(self.registered_model_name, alias, version.version)
+        partition = tags.get(PARTITION_TAG)
+        if partition is None or is_newest_partition(client, self.registered_model_name, alias, partition):
+            client.set_registered_model_alias(self.registered_model_name, alias, version.version)
         return str(version.version)
+
+    def alias_version(self, alias: str) -> str | None:
+        """The version ``alias`` points at, or None."""
+        found = alias_version(self.client(), self.registered_model_name, alias)
+        return str(found.version) if found is not None else None
 
     def run_link(self, run: TrackedRun) -> str:
         """A browser link for a tracking server, else the run's location in the local store."""
