@@ -250,3 +250,36 @@ def test_evaluation_graph_declares_holdout_days_freshness_and_automation() -> No
         TRAINING_PARTITION, dg.AssetKey("validated_features"), EVALUATION_REPORT_KEY
     ).partitions_subset.get_partition_keys()
     assert sorted(days) == [f"2013-02-{d}" for d in range(11, 18)]
+
+
+def test_html_report_opens_offline_in_headless_chromium(setup: Setup, flow: dict[str, object]) -> None:
+    """The report logged for the promoted week opens in Chromium with every section and every plot decoded (the
+    PNGs are inline, so no request leaves the page); a full-page screenshot is saved under the test's tmp dir."""
+    from playwright.sync_api import sync_playwright
+
+    from mlops_assets.lib.report_render import SECTION_TITLES
+    from mlops_assets_tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS
+
+    assert CHROMIUM.exists(), "Chromium is missing: apt-get install -y chromium (scripts/test.sh does)"
+    page_path = report_dir(TRAINING_PARTITION) / "report.html"
+    shot = setup.tmp / "evaluation-report.png"
+    requests: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(page_path.as_uri())
+            page.wait_for_load_state("load")
+            for key, title in SECTION_TITLES.items():
+                assert page.locator(f"section#{key} h2").inner_text() == title
+            images = page.locator("img")
+            assert images.count() == 6  # ROC, PR, reliability, threshold sweep, slices, importance
+            widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+            assert all(width > 100 for width in widths), widths
+            assert "Gate PASSED" in page.locator("section#gate").inner_text()
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert all(url.startswith(("file://", "data:")) for url in requests), requests
+    assert shot.stat().st_size > 50_000
