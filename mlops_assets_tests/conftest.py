@@ -19,6 +19,8 @@ os.environ["MLOPS_DATA_DIR"] = str(_SESSION_DIR / "data")
 os.environ["DAGSTER_HOME"] = str(_SESSION_DIR / "dagster_home")
 for _name in ("MLOPS_PROFILE", "MLOPS_LAKE_ROOT", "MLOPS_LANDING_DIR", "MLOPS_DUCKDB_PATH"):
     os.environ.pop(_name, None)
+# The product trains on 91 days; the tests train the first weeks of the year on 28 to keep the fixtures small.
+os.environ["MLOPS_TRAIN_DAYS"] = "28"
 # dbt and other console scripts of this interpreter's environment must be found even when it is not activated.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 os.environ.setdefault("FEAST_USAGE", "False")

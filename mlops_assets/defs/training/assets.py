@@ -1,13 +1,14 @@
 """trained_model: a weekly LightGBM candidate, tuned by a Ray Tune sweep, tracked in MLflow, registered as challenger.
 
-Cadence: weekly partitions (Monday to Sunday, New York). A day of new flights barely moves a model trained on four
+Cadence: weekly partitions (Monday to Sunday, New York). A day of new flights barely moves a model trained on 13
 weeks, and a sweep costs minutes; weekly retraining follows the data's weekly rhythm and gives each model a full
 week of holdout that the evaluation scores it on. Drift detected in between triggers a retrain through the drift
 sensor, not the calendar.
 
 Windows (days, settings ``MLOPS_TRAIN_DAYS`` / ``MLOPS_VALID_DAYS`` / ``MLOPS_HOLDOUT_DAYS``, see
 :mod:`mlops_assets.lib.windows`): the holdout is the partition's own week and is never read here; validation (early
-stopping, model selection) is the week before it and training the four weeks before that. The asset's dependency on
+stopping, model selection) is the week before it and training the 91 days before that (chosen out of time by
+``benchmarks/quality.py``). The asset's dependency on
 the daily features covers exactly the train and validation days, so lineage shows what a model was trained on.
 """
 
@@ -373,9 +374,12 @@ def trained_model(
         version = mlflow_tracking.register_lightgbm(
             parent, booster, input_example(train).to_pandas(), version_tags, alias=CHALLENGER_ALIAS
         )
+        # A backfill of an old week registers its version but never takes the alias from a newer week's model.
+        challenger = mlflow_tracking.alias_version(CHALLENGER_ALIAS) == version
         context.log.info(
-            f"registered {mlflow_tracking.registered_model_name} version {version} as '{CHALLENGER_ALIAS}' "
-            f"(valid AUC {best.valid_auc:.4f})"
+            f"registered {mlflow_tracking.registered_model_name} version {version}"
+            + (f" as '{CHALLENGER_ALIAS}'" if challenger else f" ('{CHALLENGER_ALIAS}' stays on a newer week)")
+            + f" (valid AUC {best.valid_auc:.4f})"
         )
         run_link = mlflow_tracking.run_link(parent)
 
@@ -385,7 +389,8 @@ def trained_model(
             **windows.as_metadata(),
             "model_name": mlflow_tracking.registered_model_name,
             "model_version": version,
-            "model_uri": f"models:/{mlflow_tracking.registered_model_name}@{CHALLENGER_ALIAS}",
+            "model_uri": f"models:/{mlflow_tracking.registered_model_name}/{version}",
+            "challenger": challenger,
             "valid_auc": dg.FloatMetadataValue(best.valid_auc or 0.0),
             "best_params": dg.JsonMetadataValue(best.params),
             "best_rounds": best.best_iteration,
