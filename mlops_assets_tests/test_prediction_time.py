@@ -7,8 +7,12 @@ listing forbidden column names.
 
 from __future__ import annotations
 
+import os
 import random
-from datetime import datetime, timedelta
+import shutil
+import subprocess
+import sys
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -148,16 +152,50 @@ def test_every_feature_equals_a_recomputation_from_events_known_at_prediction_ti
     assert _mismatches(rows, expected) == []
 
 
+@pytest.fixture(scope="module")
+def year_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole of 2013 through raw, dbt and features, built in a subprocess with its own data dir and instance."""
+    root = tmp_path_factory.mktemp("year")
+    (root / "dagster_home").mkdir()
+    shutil.copy(Path(__file__).resolve().parent.parent / "dagster.yaml", root / "dagster_home" / "dagster.yaml")
+    env = {**os.environ, "MLOPS_DATA_DIR": str(root / "data"), "DAGSTER_HOME": str(root / "dagster_home")}
+    build = subprocess.run(
+        [sys.executable, "-m", "mlops_assets_tests.year_build"], env=env, capture_output=True, text=True, timeout=1200
+    )
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-4000:]
+    return root / "data" / "lake"
+
+
+def test_every_feature_equals_the_recomputation_at_prediction_times_across_the_year(year_lake: Path) -> None:
+    """Truncation invariance over the whole year: three days drawn from every month, 15 flights each."""
+    rng = random.Random(2013)
+    year = [date(2013, 1, 8) + timedelta(days=n) for n in range(357)]
+    days = sorted(day for month in range(1, 13) for day in rng.sample([d for d in year if d.month == month], 3))
+    rows = [
+        row for day in days for row in _sample(build_training_frame(str(year_lake), day, day), 15, seed=day.toordinal())
+    ]
+
+    def expected(row: dict) -> dict:
+        return _expected_history(row) | _expected_weather(row) | _expected_intraday(row) | _expected_plane(row)
+
+    assert len({row["prediction_ts"].month for row in rows}) == 12
+    assert _mismatches(rows, expected) == []
+
+
 # Features whose missingness is itself information known at T; each is named with the reason.
 MISSINGNESS_EXCEPTIONS: dict[str, str] = {
     # The hourly record itself lacks sea-level pressure (observed with the record, at the end of its hour); the
     # reports without it cluster in rain and low visibility, which delays flights. Measured here: indicator AUC
     # 0.556 on the fixture's five weeks. It is a property of the observation known at T, not of the outcome.
     "weather_pressure": "pressure missing from the observation itself",
+    # Missing means the aircraft has not left yet today at T: its first departure of the day, which delay has not
+    # propagated to yet. Known at T by definition (no departure by T), and the reason the feature exists. Measured
+    # over the year: indicator AUC 0.450 (flights on an aircraft's first leg are less often delayed).
+    "tail_last_dep_delay_today": "the aircraft's first departure of the day",
 }
 
 
-def test_no_missing_indicator_separates_the_label(frame: pl.DataFrame) -> None:
+def _separating_missingness(frame: pl.DataFrame) -> dict[str, float]:
     label = frame[LABEL_COLUMN].to_numpy()
     separating = {}
     for name in MODEL_FEATURE_COLUMNS:
@@ -166,7 +204,15 @@ def test_no_missing_indicator_separates_the_label(frame: pl.DataFrame) -> None:
             auc = float(roc_auc_score(label, missing))
             if max(auc, 1 - auc) > 0.55 and name not in MISSINGNESS_EXCEPTIONS:
                 separating[name] = round(auc, 3)
-    assert separating == {}
+    return separating
+
+
+def test_no_missing_indicator_separates_the_label(frame: pl.DataFrame) -> None:
+    assert _separating_missingness(frame) == {}
+
+
+def test_no_missing_indicator_separates_the_label_over_the_year(year_lake: Path) -> None:
+    assert _separating_missingness(build_training_frame(str(year_lake), date(2013, 1, 8), date(2013, 12, 30))) == {}
 
 
 # --- training/serving skew --------------------------------------------------------------------------------------------
