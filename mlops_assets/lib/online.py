@@ -79,10 +79,15 @@ class OnlineFeatureReader:
     def _view(self, name: str) -> "FeatureView":
         # The registry is read once per view and process: serving must not pay a registry lookup per request.
         if name not in self._views:
-            try:
-                self._views[name] = self._store.get_feature_view(name)
-            except Exception as exc:  # Feast raises its own not-found types per registry backend
-                raise OnlineLookupError(f"unknown feature view {name!r}: apply the feature repo first") from exc
+            # Batch views and the live (push-fed) stream views sit in separate registry lists.
+            for lookup in (self._store.get_feature_view, self._store.get_stream_feature_view):
+                try:
+                    self._views[name] = lookup(name)
+                    break
+                except Exception:  # Feast raises its own not-found types per registry backend
+                    continue
+            else:
+                raise OnlineLookupError(f"unknown feature view {name!r}: apply the feature repo first")
         return self._views[name]
 
     def read(self, features: Sequence[str], entity_rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:

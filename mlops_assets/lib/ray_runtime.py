@@ -17,7 +17,7 @@ RAY_START_ENV: dict[str, str] = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WIN
 
 @contextmanager
 def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    previous = {name: os.environ.get(name) for name in values}
+    previous = {name: os.environ.pop(name, None) for name in values}
     os.environ.update(values)
     try:
         yield
