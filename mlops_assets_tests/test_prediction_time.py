@@ -28,7 +28,12 @@ from mlops_assets.lib.feature_contract import LABEL_COLUMN
 from mlops_assets.lib.feature_paths import partition_uri
 from mlops_assets.lib.feature_views import FEATURE_VIEWS, FEATURE_VIEWS_BY_NAME, read_warehouse_inputs
 from mlops_assets.lib.intraday import INTRADAY_FEATURE_COLUMNS, with_intraday_keys
-from mlops_assets.lib.point_in_time import build_training_frame, point_in_time_join, read_entity_tables
+from mlops_assets.lib.point_in_time import (
+    REQUEST_COLUMNS,
+    build_training_frame,
+    point_in_time_join,
+    read_entity_tables,
+)
 from mlops_assets.lib.training import MODEL_FEATURE_COLUMNS
 from mlops_assets.settings import HISTORY_WINDOWS, MAX_WEATHER_AGE_MINUTES
 from mlops_assets_tests import truth
@@ -86,6 +91,10 @@ def _expected_plane(row: dict) -> dict:
     )
 
 
+def _expected_all(row: dict) -> dict:
+    return _expected_history(row) | _expected_weather(row) | _expected_intraday(row) | _expected_plane(row)
+
+
 # --- the three leaks --------------------------------------------------------------------------------------------------
 
 
@@ -137,25 +146,10 @@ def test_every_feature_equals_a_recomputation_from_events_known_at_prediction_ti
     events known at its prediction time, equals what training sees."""
     rows = _sample(frame, 500, seed=2013)
 
-    def expected(row: dict) -> dict:
-        return _expected_history(row) | _expected_weather(row) | _expected_intraday(row) | _expected_plane(row)
-
-    covered = set(expected(rows[0])) | {
-        "carrier",
-        "origin",
-        "dest",
-        "sched_dep_hour",
-        "sched_dep_minute_of_day",
-        "sched_block_minutes",
-        "month",
-        "day_of_week",
-        "distance",
-        "dest_lat",
-        "dest_lon",
-        "dest_alt",
-    }  # fmt: skip  (schedule and destination columns are the request itself)
+    # The schedule and destination columns are the request itself; every other model column is recomputed.
+    covered = set(_expected_all(rows[0])) | set(REQUEST_COLUMNS)
     assert set(MODEL_FEATURE_COLUMNS) <= covered
-    assert _mismatches(rows, expected) == []
+    assert _mismatches(rows, _expected_all) == []
 
 
 @pytest.fixture(scope="module")
@@ -181,11 +175,8 @@ def test_every_feature_equals_the_recomputation_at_prediction_times_across_the_y
         row for day in days for row in _sample(build_training_frame(str(year_lake), day, day), 15, seed=day.toordinal())
     ]
 
-    def expected(row: dict) -> dict:
-        return _expected_history(row) | _expected_weather(row) | _expected_intraday(row) | _expected_plane(row)
-
     assert len({row["prediction_ts"].month for row in rows}) == 12
-    assert _mismatches(rows, expected) == []
+    assert _mismatches(rows, _expected_all) == []
 
 
 # Features whose missingness is itself information known at T; each is named with the reason.
