@@ -191,23 +191,24 @@ def point_metrics(y: Sequence[float] | np.ndarray, p: Sequence[float] | np.ndarr
     return WeightedScorer(y, p).point()
 
 
-def roc_curve(y: Sequence[float] | np.ndarray, p: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False- and true-positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
+def _cumulative_counts(
+    y: Sequence[float] | np.ndarray, p: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positives above each distinct threshold, highest threshold first (ties count together)."""
     labels, probs = _labels_scores(y, p)
     order = np.argsort(-probs, kind="stable")
     sorted_p, sorted_y = probs[order], labels[order]
     last_of_group = np.r_[sorted_p[1:] != sorted_p[:-1], True]
-    tp = np.cumsum(sorted_y)[last_of_group]
-    fp = np.cumsum(1 - sorted_y)[last_of_group]
+    return np.cumsum(sorted_y)[last_of_group], np.cumsum(1 - sorted_y)[last_of_group]
+
+
+def roc_curve(y: Sequence[float] | np.ndarray, p: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
+    tp, fp = _cumulative_counts(y, p)
     return np.r_[0.0, fp / max(fp[-1], 1)], np.r_[0.0, tp / max(tp[-1], 1)]
 
 
 def pr_curve(y: Sequence[float] | np.ndarray, p: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Recall and precision at every distinct threshold, highest threshold first."""
-    labels, probs = _labels_scores(y, p)
-    order = np.argsort(-probs, kind="stable")
-    sorted_p, sorted_y = probs[order], labels[order]
-    last_of_group = np.r_[sorted_p[1:] != sorted_p[:-1], True]
-    tp = np.cumsum(sorted_y)[last_of_group]
-    fp = np.cumsum(1 - sorted_y)[last_of_group]
+    tp, fp = _cumulative_counts(y, p)
     return tp / max(tp[-1], 1), tp / np.maximum(tp + fp, 1)

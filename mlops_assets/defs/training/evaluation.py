@@ -62,15 +62,16 @@ class EvaluationConfig(dg.Config):
     threshold: float = 0.5
     require_full_holdout: bool = True
     """Fail when a day of the holdout week has no validated features (off: score the days present)."""
-    auc_tolerance: float = 0.01
-    max_slice_regression: float = 0.05
-    max_ece: float = 0.10
-    max_single_row_ms: float = 5.0
-    max_batch_ms_per_1k_rows: float = 50.0
-    max_latency_ratio: float = 3.0
-    max_size_mb: float = 50.0
-    min_auc: float = 0.60
-    min_pr_auc_lift: float = 1.2
+    # The gate's limits, editable in the launchpad; their defaults are the gate's own (lib/promotion.py GateConfig).
+    auc_tolerance: float = GateConfig.auc_tolerance
+    max_slice_regression: float = GateConfig.max_slice_regression
+    max_ece: float = GateConfig.max_ece
+    max_single_row_ms: float = GateConfig.max_single_row_ms
+    max_batch_ms_per_1k_rows: float = GateConfig.max_batch_ms_per_1k_rows
+    max_latency_ratio: float = GateConfig.max_latency_ratio
+    max_size_mb: float = GateConfig.max_size_mb
+    min_auc: float = GateConfig.min_auc
+    min_pr_auc_lift: float = GateConfig.min_pr_auc_lift
 
     def evaluation_settings(self) -> EvaluationSettings:
         return EvaluationSettings(
