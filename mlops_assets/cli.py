@@ -144,7 +144,9 @@ def _verify(args: argparse.Namespace) -> int:
     from mlops_assets.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    selected = dg.AssetSelection.from_string(args.select).resolve(graph)
+    # Every asset unless a selection is given: Dagster's own parser turns "*" into a Beta call that warns.
+    selection = dg.AssetSelection.from_string(args.select) if args.select else dg.AssetSelection.all()
+    selected = selection.resolve(graph)
     with dg.DagsterInstance.get() as instance:
         missing = sorted(k.to_user_string() for k in selected if instance.get_latest_materialization_event(k) is None)
         check_keys = sorted(
@@ -250,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     replay.set_defaults(handler=_replay_departures)
     verify = commands.add_parser("verify", help="fail if a selected asset is unmaterialised or a check failed")
-    verify.add_argument("--select", default="*", help="Dagster asset selection (default: every asset)")
+    verify.add_argument("--select", help="Dagster asset selection (default: every asset)")
     verify.add_argument(
         "--history", type=int, default=1000, help="evaluations read per check, newest first (default: 1000)"
     )

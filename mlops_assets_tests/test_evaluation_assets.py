@@ -33,14 +33,13 @@ from mlops_assets.lib.training import CategoryVocabulary, input_example, model_d
 from mlops_assets_tests.conftest import FEATURES_END, FEATURES_START, TRAINING_PARTITION, Warehouse
 
 HOLDOUT_START, HOLDOUT_END = date(2013, 2, 11), date(2013, 2, 14)
-# The test's first champion is deliberately small (1,500 rows, shallow trees), so a full-size candidate is several
-# times slower per batch than it: the latency ratio is relaxed here; the absolute budgets keep their defaults.
+# The test's first champion is deliberately small (1,500 rows, shallow trees); a full-size candidate is several times
+# slower per batch than it, which the latency gate accepts while the candidate stays well inside the budget.
 EVAL_CONFIG = {
     "require_full_holdout": False,
     "resamples": 300,
     "min_slice_rows": 150,
     "max_ece": 0.2,
-    "max_latency_ratio": 10.0,
 }
 
 

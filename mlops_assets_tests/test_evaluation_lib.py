@@ -15,6 +15,7 @@ from mlops_assets.lib.promotion import (
     ABSOLUTE_FLOORS,
     AUC_VS_CHAMPION,
     GATE_RULES,
+    OPERATIONS_BUDGET,
     GateConfig,
     evaluate_gate,
     gate_passed,
@@ -158,3 +159,22 @@ def test_gate_rules() -> None:
     assert not verdict(_report(-0.005, ece=0.2), "calibration_within_bound")
     assert not verdict(_report(-0.005, worst_delta=-0.2), "no_slice_regression")
     assert not verdict(_report(-0.005, auc=0.55), ABSOLUTE_FLOORS)
+
+
+def test_latency_gate_judges_the_budget_and_a_slowdown_only_near_it() -> None:
+    config = GateConfig()  # budgets: 5 ms single row, 50 ms per 1k rows; ratio 3x once over half the budget
+
+    def operations_passed(candidate_batch_ms: float, champion_batch_ms: float) -> bool:
+        report = _report(delta_low=-0.005)
+        report["operations"]["candidate"]["batch_ms_per_1k_rows"] = candidate_batch_ms
+        report["operations"]["champion"]["batch_ms_per_1k_rows"] = champion_batch_ms
+        return {r.rule: r for r in evaluate_gate(report, config)}[OPERATIONS_BUDGET].passed
+
+    # CI's case: a 20-tree first champion, a full-size successor ~10x slower but at a tenth of the budget.
+    assert operations_passed(4.7, 0.48)
+    # The same slowdown once the candidate uses most of the budget is a regression.
+    assert not operations_passed(40.0, 4.0)
+    # Over the budget fails whatever the champion did.
+    assert not operations_passed(60.0, 59.0)
+    # Near the budget but not much slower than the champion passes.
+    assert operations_passed(40.0, 30.0)

@@ -28,7 +28,12 @@ echo "==> training the weekly model $WEEK (Ray Tune sweep, MLflow run, registry 
 dagster asset materialize -m mlops_assets.definitions --select trained_model --partition "$WEEK" \
   > "$DAGSTER_HOME/train-run.log" 2>&1 || { tail -60 "$DAGSTER_HOME/train-run.log"; exit 1; }
 grep -E "sweep:|registered" "$DAGSTER_HOME/train-run.log" | sed 's/.* - INFO - /  /'
-mlops-assets verify --select 'not key:evaluation_report and not key:champion'
+echo "==> evaluating $WEEK on its holdout week against the champion (if any); the gate's checks decide the promotion"
+dagster asset materialize -m mlops_assets.definitions --select 'evaluation_report,champion' --partition "$WEEK" \
+  > "$DAGSTER_HOME/evaluate-run.log" 2>&1 || { tail -60 "$DAGSTER_HOME/evaluate-run.log"; exit 1; }
+grep -E "^\*\*Week|^\| |champion: v" "$DAGSTER_HOME/evaluate-run.log" | sed 's/.* - INFO - .* - champion - /  /'
+echo "  report: ${MLOPS_DATA_DIR:-$PWD/data}/evaluation/$WEEK/report.html"
+mlops-assets verify
 cat <<MSG
 
 Done. Look at it in the Dagster UI:

@@ -69,6 +69,7 @@ class EvaluationConfig(dg.Config):
     max_single_row_ms: float = GateConfig.max_single_row_ms
     max_batch_ms_per_1k_rows: float = GateConfig.max_batch_ms_per_1k_rows
     max_latency_ratio: float = GateConfig.max_latency_ratio
+    latency_ratio_budget_share: float = GateConfig.latency_ratio_budget_share
     max_size_mb: float = GateConfig.max_size_mb
     min_auc: float = GateConfig.min_auc
     min_pr_auc_lift: float = GateConfig.min_pr_auc_lift
@@ -89,6 +90,7 @@ class EvaluationConfig(dg.Config):
             max_single_row_ms=self.max_single_row_ms,
             max_batch_ms_per_1k_rows=self.max_batch_ms_per_1k_rows,
             max_latency_ratio=self.max_latency_ratio,
+            latency_ratio_budget_share=self.latency_ratio_budget_share,
             max_size_mb=self.max_size_mb,
             min_auc=self.min_auc,
             min_pr_auc_lift=self.min_pr_auc_lift,
