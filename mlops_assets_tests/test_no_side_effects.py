@@ -19,24 +19,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 SCRIPT = r"""
 import json, os, sys
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
-import mlflow
 
 if sys.argv[1] == "imports":
     import mlops_assets.definitions  # noqa: F401
 
-    heavy = ("lightgbm", "ray", "feast", "sklearn", "pandera", "dagster_dbt")
+    heavy = ("lightgbm", "ray", "feast", "sklearn", "pandera", "mlflow", "bentoml", "whylogs", "matplotlib")
     print(json.dumps({"loaded_at_import": sorted(name for name in heavy if name in sys.modules)}))
     raise SystemExit(0)
 
-import lightgbm, pandera.polars, polars, ray, sklearn  # they write os.environ when imported (module docstring)
+import lightgbm, mlflow, pandera.polars, polars, ray, sklearn  # they write os.environ when imported (docstring)
 
 from mlops_assets.lib.landing import land_days
 
@@ -83,11 +80,10 @@ def test_definitions_and_a_materialisation_change_no_global_state(tmp_path: Path
     assert report["mlflow_after"] == report["mlflow_before"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 16): the pandera model feeds the column schema at load; @dbt_assets needs dagster_dbt "
-    "(dbt-core) at load",
-)
 def test_loading_the_definitions_imports_no_heavy_library(tmp_path: Path) -> None:
-    """Heavy libraries are imported where they are used (asset bodies, resource methods), not at load."""
+    """Heavy libraries are imported where they are used (asset bodies, resource methods), not at load.
+
+    dagster_dbt is the one that loads: ``@dbt_assets`` builds the dbt models' asset specs from the manifest when the
+    code location loads, which is what a dbt code location is for. ``benchmarks/startup.py`` prints its cost.
+    """
     assert _run("imports", tmp_path)["loaded_at_import"] == []

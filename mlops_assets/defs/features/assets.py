@@ -39,7 +39,6 @@ from mlops_assets.defs.features.checks import (
 from mlops_assets.defs.features.resources import FeatureStoreResource
 from mlops_assets.lib.feature_contract import PARTITION_COLUMN, FeatureContractError, prepare_model_rows, split_scope
 from mlops_assets.lib.feature_paths import entity_table_uri, partition_uri
-from mlops_assets.lib.feature_validation import ValidationOutcome, column_schema, validate_features
 from mlops_assets.lib.feature_views import (
     FEATURE_VIEWS,
     feature_tables,
@@ -62,6 +61,10 @@ class FeatureValidationConfig(dg.Config):
 
 
 def _table_schema(extra: list[tuple[str, str, str]] | None = None) -> dg.TableSchema:
+    """The contract's columns, read off the pandera model. Recorded with each materialisation rather than on the spec:
+    pandera costs ~0.4 s to import, which every process that loads the code location would pay (issue 16)."""
+    from mlops_assets.lib.feature_validation import column_schema
+
     return dg.TableSchema(
         columns=[
             dg.TableColumn(name, dtype, description=description)
@@ -70,8 +73,7 @@ def _table_schema(extra: list[tuple[str, str, str]] | None = None) -> dg.TableSc
     )
 
 
-VALIDATED_SCHEMA = _table_schema()
-QUARANTINE_SCHEMA = _table_schema([("failed_rules", "String", "'; '-joined names of the rules the row failed")])
+QUARANTINE_EXTRA_COLUMNS = [("failed_rules", "String", "'; '-joined names of the rules the row failed")]
 
 
 def _days(context: dg.AssetExecutionContext) -> list[date]:
@@ -90,7 +92,6 @@ def _days(context: dg.AssetExecutionContext) -> list[date]:
             tags=DAILY_TAG,
             freshness_policy=DAILY_FRESHNESS,
             automation_condition=dg.AutomationCondition.eager(),
-            metadata={"dagster/column_schema": VALIDATED_SCHEMA},
         ),
         dg.AssetSpec(
             QUARANTINE_KEY,
@@ -101,7 +102,6 @@ def _days(context: dg.AssetExecutionContext) -> list[date]:
             tags=DAILY_TAG,
             freshness_policy=DAILY_FRESHNESS,
             automation_condition=dg.AutomationCondition.eager(),
-            metadata={"dagster/column_schema": QUARANTINE_SCHEMA},
         ),
     ],
     check_specs=CHECK_SPECS,
@@ -113,6 +113,8 @@ def validated_features(
     config: FeatureValidationConfig,
     lake: LakeResource,
 ):
+    from mlops_assets.lib.feature_validation import ValidationOutcome, validate_features  # pandera: see _table_schema
+
     days = _days(context)
     started = time.perf_counter()
     with duckdb.connect(lake.warehouse_path, read_only=True) as con:
@@ -187,7 +189,7 @@ def validated_features(
             # Flights without a tail number (all cancelled): outside what a serving request describes, never used.
             "out_of_scope_rows": sum(out_of_scope.values()),
             "rows_per_second": round((valid.height + quarantined) / max(seconds, 1e-9)),
-            "dagster/column_schema": VALIDATED_SCHEMA,
+            "dagster/column_schema": _table_schema(),
             "lake_path": dg.MetadataValue.path(f"{lake.lake_root.rstrip('/')}/features/validated"),
         },
     )
@@ -195,6 +197,7 @@ def validated_features(
         asset_key=QUARANTINE_KEY,
         metadata={
             "dagster/row_count": quarantined,
+            "dagster/column_schema": _table_schema(QUARANTINE_EXTRA_COLUMNS),
             "rule_counts": dg.MetadataValue.json(rule_counts),
             "lake_path": dg.MetadataValue.path(f"{lake.lake_root.rstrip('/')}/features/quarantine"),
         },

@@ -5,11 +5,17 @@ Partitioned asset checks are Preview in Dagster 1.13, so instead of separate ``@
 Blocking checks stop ``feature_store`` in the same run.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import dagster as dg
 import polars as pl
 
 from mlops_assets.lib.feature_contract import KEY_COLUMN, OUTCOME_COLUMNS
-from mlops_assets.lib.feature_validation import ValidationOutcome
+
+if TYPE_CHECKING:  # pandera is imported only where rows are validated (the asset body)
+    from mlops_assets.lib.feature_validation import ValidationOutcome
 
 VALIDATED_KEY = dg.AssetKey("validated_features")
 QUARANTINE_KEY = dg.AssetKey("quarantined_features")
