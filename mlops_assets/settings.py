@@ -65,6 +65,17 @@ class Settings:
     holdout_days: int = 7
     # GPU sweeps change where the sweep's pod runs (node selector, toleration, GPU request): fixed at load time.
     sweep_use_gpu: bool = False
+    # Retraining, in data time (see mlops_assets.lib.retrain and README "Monitoring and retraining"): a scheduled
+    # model every ``retrain_every_weeks`` weeks; in between, the drift sensor requests one when the importance-weighted
+    # drift or the AUC decay exceeds its threshold on ``drift_min_days`` of the last ``drift_window_days`` days and on
+    # the latest, with at least ``drift_min_rows`` rows a day and ``retrain_cooldown_days`` since the last model.
+    retrain_every_weeks: int = 4
+    drift_threshold: float = 0.1
+    decay_threshold: float = 0.04
+    drift_window_days: int = 7
+    drift_min_days: int = 3
+    drift_min_rows: int = 300
+    retrain_cooldown_days: int = 14
     dbt_project_dir: Path = field(default=DBT_PROJECT_DIR)
 
     @property
@@ -92,10 +103,7 @@ def _parse_date(name: str, value: str) -> date:
 
 
 def _positive_days(env: dict[str, str], name: str, default: int) -> int:
-    value = env.get(name, str(default))
-    if not value.isdigit() or int(value) < 1:
-        raise SettingsError(f"{name}={value!r} must be a positive whole number of days, e.g. {name}={default}")
-    return int(value)
+    return _positive_int(env, name, default, "days")
 
 
 def _whole_weeks(env: dict[str, str], name: str, default: int) -> int:
@@ -105,6 +113,24 @@ def _whole_weeks(env: dict[str, str], name: str, default: int) -> int:
         # training and validation days as the model's inputs (a partial week would drag holdout days into lineage).
         raise SettingsError(f"{name}={days} must be a whole number of weeks (a multiple of 7), e.g. {name}={default}")
     return days
+
+
+def _positive_int(env: dict[str, str], name: str, default: int, unit: str) -> int:
+    value = env.get(name, str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise SettingsError(f"{name}={value!r} must be a positive whole number of {unit}, e.g. {name}={default}")
+    return int(value)
+
+
+def _fraction(env: dict[str, str], name: str, default: float) -> float:
+    value = env.get(name, str(default))
+    try:
+        parsed = float(value)
+    except ValueError:
+        parsed = -1.0
+    if not 0.0 < parsed < 1.0:
+        raise SettingsError(f"{name}={value!r} must be a number between 0 and 1, e.g. {name}={default}")
+    return parsed
 
 
 def _flag(env: dict[str, str], name: str) -> bool:
@@ -169,4 +195,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         valid_days=_whole_weeks(env, "MLOPS_VALID_DAYS", 7),
         holdout_days=_whole_weeks(env, "MLOPS_HOLDOUT_DAYS", 7),
         sweep_use_gpu=_flag(env, "MLOPS_SWEEP_USE_GPU"),
+        retrain_every_weeks=_positive_int(env, "MLOPS_RETRAIN_EVERY_WEEKS", 4, "weeks"),
+        drift_threshold=_fraction(env, "MLOPS_DRIFT_THRESHOLD", 0.1),
+        decay_threshold=_fraction(env, "MLOPS_DECAY_THRESHOLD", 0.04),
+        drift_window_days=_positive_days(env, "MLOPS_DRIFT_WINDOW_DAYS", 7),
+        drift_min_days=_positive_days(env, "MLOPS_DRIFT_MIN_DAYS", 3),
+        drift_min_rows=_positive_int(env, "MLOPS_DRIFT_MIN_ROWS", 300, "rows"),
+        retrain_cooldown_days=_positive_days(env, "MLOPS_RETRAIN_COOLDOWN_DAYS", 14),
     )

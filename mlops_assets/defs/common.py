@@ -28,6 +28,30 @@ DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=48)
 DIMENSION_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=8), warn_window=timedelta(days=2))
 
 
+# Automation follows data arrival, never the wall clock (2013 is replayed day by day). ``eager()`` only considers a
+# time-partitioned asset's latest window, which for a partition set ending 2013-12-31 is that last day whatever day
+# just landed; these conditions drop that operand, so the day that landed (or re-landed) is the one that propagates.
+#
+# Daily assets ignore updates of their unpartitioned (dimension) parents: dimensions are re-delivered with every
+# landing, and an update of ``raw/planes`` would otherwise request every landed day of the year again. A corrected
+# dimension takes effect from the next landed day on; rebuilding history for it is a deliberate backfill.
+DIMENSION_ASSETS = dg.AssetSelection.all() - dg.AssetSelection.tag("daily", "")
+
+DAILY_AUTOMATION = (
+    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated().ignore(DIMENSION_ASSETS))
+    .since_last_handled()
+    .with_label("newly missing or a daily parent updated")
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("daily data arrival")
+"""A day's partition runs once every parent partition exists, after one of them (the landed day) updated."""
+
+# Unpartitioned assets have a single partition, which ``in_latest_time_window()`` always contains: ``eager()``
+# already follows each re-delivery.
+DIMENSION_AUTOMATION = dg.AutomationCondition.eager()
+
+
 class LakeResource(dg.ConfigurableResource):
     """Where landed files are read, the Parquet lake is written, and the dbt warehouse is read."""
 

@@ -28,7 +28,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from mlops_assets.defs.common import DAILY_FRESHNESS, DAILY_TAG, LakeResource, daily_partitions
+from mlops_assets.defs.common import DAILY_AUTOMATION, DAILY_FRESHNESS, DAILY_TAG, LakeResource, daily_partitions
 from mlops_assets.defs.features.checks import (
     CHECK_SPECS,
     QUARANTINE_KEY,
@@ -91,7 +91,7 @@ def _days(context: dg.AssetExecutionContext) -> list[date]:
             kinds={"polars", "parquet", "pandera"},
             tags=DAILY_TAG,
             freshness_policy=DAILY_FRESHNESS,
-            automation_condition=dg.AutomationCondition.eager(),
+            automation_condition=DAILY_AUTOMATION,
         ),
         dg.AssetSpec(
             QUARANTINE_KEY,
@@ -101,7 +101,7 @@ def _days(context: dg.AssetExecutionContext) -> list[date]:
             kinds={"polars", "parquet"},
             tags=DAILY_TAG,
             freshness_policy=DAILY_FRESHNESS,
-            automation_condition=dg.AutomationCondition.eager(),
+            automation_condition=DAILY_AUTOMATION,
         ),
     ],
     check_specs=CHECK_SPECS,
@@ -238,7 +238,7 @@ def _previous_watermark(context: dg.AssetExecutionContext, online_store: str) ->
             kinds={"feast", "parquet"},
             tags=DAILY_TAG,
             freshness_policy=DAILY_FRESHNESS,
-            automation_condition=dg.AutomationCondition.eager(),
+            automation_condition=DAILY_AUTOMATION,
         )
     ],
     partitions_def=daily_partitions,

@@ -2,8 +2,9 @@
 
 Cadence: weekly partitions (Monday to Sunday, New York). A day of new flights barely moves a model trained on 13
 weeks, and a sweep costs minutes; weekly retraining follows the data's weekly rhythm and gives each model a full
-week of holdout that the evaluation scores it on. Drift detected in between triggers a retrain through the drift
-sensor, not the calendar.
+week of holdout that the evaluation scores it on. Automation trains every ``MLOPS_RETRAIN_EVERY_WEEKS``-th week (4)
+once its days have arrived (data time, ``defs/training/automation.py``); drift or decay detected in between requests
+the current week through the drift sensor, not the calendar.
 
 Windows (days, settings ``MLOPS_TRAIN_DAYS`` / ``MLOPS_VALID_DAYS`` / ``MLOPS_HOLDOUT_DAYS``, see
 :mod:`mlops_assets.lib.windows`): the holdout is the partition's own week and is never read here; validation (early
@@ -25,6 +26,7 @@ from pydantic import Field
 from mlops_assets.defs.common import NEW_YORK, SETTINGS, LakeResource
 from mlops_assets.defs.features.assets import FEATURE_STORE_KEY
 from mlops_assets.defs.features.checks import VALIDATED_KEY
+from mlops_assets.defs.training.automation import training_automation
 from mlops_assets.defs.training.resources import MlflowTracking, TrackedRun
 from mlops_assets.lib.boosting import ModelData, model_sha256, training_params
 from mlops_assets.lib.feature_contract import PARTITION_COLUMN
@@ -54,8 +56,10 @@ def _first_monday_on_or_after(day: date) -> date:
 # weekly partition maps onto upstream partitions that exist.
 FIRST_TRAINABLE_DAY = SETTINGS.partitions_start + timedelta(days=SETTINGS.train_days + SETTINGS.valid_days)
 
+FIRST_WEEK = _first_monday_on_or_after(FIRST_TRAINABLE_DAY)
+
 weekly_partitions = dg.WeeklyPartitionsDefinition(
-    start_date=_first_monday_on_or_after(FIRST_TRAINABLE_DAY).isoformat(),
+    start_date=FIRST_WEEK.isoformat(),
     end_date=(SETTINGS.partitions_end + timedelta(days=1)).isoformat(),
     day_offset=1,  # weeks start on Monday
     timezone=NEW_YORK,
@@ -268,8 +272,8 @@ def _sweep(
     ],
     # No backfill policy: a backfill of weeks runs one run (one sweep) per week, each its own MLflow parent run.
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(days=9), warn_window=timedelta(days=8)),
-    # Monday morning, after the week closed: retrain once its features are in (drift triggers come from a sensor).
-    automation_condition=dg.AutomationCondition.on_cron("0 4 * * 1", cron_timezone=NEW_YORK),
+    # Data arrival on the schedule's weeks (defs/training/automation.py); the drift sensor requests the weeks between.
+    automation_condition=training_automation(FIRST_WEEK, SETTINGS.retrain_every_weeks),
     op_tags=_k8s_tags(SETTINGS.sweep_use_gpu),
     code_version=CODE_VERSION,
     kinds={"lightgbm", "ray", "mlflow"},

@@ -11,7 +11,14 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from mlops_assets.defs.common import DAILY_FRESHNESS, DIMENSION_FRESHNESS, SETTINGS, daily_partitions
+from mlops_assets.defs.common import (
+    DAILY_AUTOMATION,
+    DAILY_FRESHNESS,
+    DIMENSION_AUTOMATION,
+    DIMENSION_FRESHNESS,
+    SETTINGS,
+    daily_partitions,
+)
 from mlops_assets.lib.io import prune_oldest_dirs
 
 TRANSFORM_GROUP = "transform"
@@ -32,11 +39,10 @@ class TransformTranslator(DagsterDbtTranslator):
         spec = super().get_asset_spec(manifest, unique_id, project)
         if not unique_id.startswith("model."):
             return spec
-        automation = dg.AutomationCondition.eager()
         return spec.replace_attributes(
             group_name=TRANSFORM_GROUP,
             freshness_policy=DAILY_FRESHNESS if self._daily else DIMENSION_FRESHNESS,
-            automation_condition=automation,
+            automation_condition=DAILY_AUTOMATION if self._daily else DIMENSION_AUTOMATION,
         )
 
 
