@@ -70,7 +70,7 @@ class Settings:
     # drift or the AUC decay exceeds its threshold on ``drift_min_days`` of the last ``drift_window_days`` days and on
     # the latest, with at least ``drift_min_rows`` rows a day and ``retrain_cooldown_days`` since the last model.
     retrain_every_weeks: int = 4
-    drift_threshold: float = 0.1
+    drift_threshold: float = 0.15
     decay_threshold: float = 0.04
     drift_window_days: int = 7
     drift_min_days: int = 3
@@ -196,7 +196,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         holdout_days=_whole_weeks(env, "MLOPS_HOLDOUT_DAYS", 7),
         sweep_use_gpu=_flag(env, "MLOPS_SWEEP_USE_GPU"),
         retrain_every_weeks=_positive_int(env, "MLOPS_RETRAIN_EVERY_WEEKS", 4, "weeks"),
-        drift_threshold=_fraction(env, "MLOPS_DRIFT_THRESHOLD", 0.1),
+        drift_threshold=_fraction(env, "MLOPS_DRIFT_THRESHOLD", 0.15),
         decay_threshold=_fraction(env, "MLOPS_DECAY_THRESHOLD", 0.04),
         drift_window_days=_positive_days(env, "MLOPS_DRIFT_WINDOW_DAYS", 7),
         drift_min_days=_positive_days(env, "MLOPS_DRIFT_MIN_DAYS", 3),

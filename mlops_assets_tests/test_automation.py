@@ -23,9 +23,15 @@ GRAPH = defs.resolve_asset_graph()
 DAILY_KEYS = {key for key in GRAPH.get_all_asset_keys() if GRAPH.get(key).partitions_def is not None}
 RAW_DAILY = [dg.AssetKey(["raw", "flights"]), dg.AssetKey(["raw", "weather"])]
 DIMENSIONS = [key for key in GRAPH.get_all_asset_keys() if GRAPH.get(key).partitions_def is None]
+DRIFT = dg.AssetKey("drift_profile")
+# Every daily asset below raw but drift_profile, which also waits for the day's blocking data-quality checks, so it
+# is requested on the tick after the features' run recorded them.
 DAILY_CHAIN = {
-    key for key in DAILY_KEYS if GRAPH.get(key).partitions_def is not weekly_partitions and key not in RAW_DAILY
+    key
+    for key in DAILY_KEYS
+    if GRAPH.get(key).partitions_def is not weekly_partitions and key not in (*RAW_DAILY, DRIFT)
 }
+FEATURE_CHECKS = [key for key in GRAPH.asset_check_keys if key.asset_key == dg.AssetKey("validated_features")]
 
 
 class Ticks:
@@ -47,9 +53,19 @@ class Ticks:
 
 
 def report(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey], partitions: Iterable[str | None]) -> None:
+    """Materialisations in dependency order, as a run records them."""
+    wanted = set(keys)
+    ordered = [key for key in GRAPH.toposorted_asset_keys if key in wanted]
     for partition in partitions:
-        for key in keys:
+        for key in ordered:
             instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition=partition))
+
+
+def report_checks(instance: dg.DagsterInstance, passed: bool) -> None:
+    for check in FEATURE_CHECKS:
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(asset_key=check.asset_key, check_name=check.name, passed=passed)
+        )
 
 
 def days(start: date, end: date) -> list[str]:
@@ -74,12 +90,27 @@ def test_a_landed_day_propagates_through_the_daily_chain_and_only_that_day(ticks
     assert all(partitions == {day} for partitions in requested.values()), requested
 
     report(ticks.instance, DAILY_CHAIN, [day])
+    assert ticks() == {}, "drift_profile waits for the day's checks"
+    report_checks(ticks.instance, passed=True)
+    assert ticks() == {DRIFT: {day}}, "the drift profile follows once the day's checks passed"
+    report(ticks.instance, [DRIFT], [day])
     assert ticks() == {}, "a handled day is not requested again"
 
-    # Re-landed: the same day again, all the way down.
+    # Re-landed: the same day again, all the way down. The checks passed before, so drift_profile joins the same run,
+    # where the blocking checks stop it if the new data fails them.
     report(ticks.instance, RAW_DAILY, [day])
     requested = ticks()
-    assert set(requested) == DAILY_CHAIN and all(p == {day} for p in requested.values()), requested
+    assert set(requested) == DAILY_CHAIN | {DRIFT} and all(p == {day} for p in requested.values()), requested
+
+
+def test_a_day_that_failed_its_data_quality_checks_is_not_profiled(ticks: Ticks) -> None:
+    day = "2013-03-07"
+    report(ticks.instance, RAW_DAILY, [day])
+    ticks()
+    report(ticks.instance, DAILY_CHAIN, [day])
+    ticks()
+    report_checks(ticks.instance, passed=False)
+    assert DRIFT not in ticks(), "bad data must block drift (and so retraining)"
 
 
 def test_a_day_whose_tables_land_apart_waits_for_the_second(ticks: Ticks) -> None:

@@ -1,0 +1,250 @@
+"""drift_profile: the day's whylogs profiles, drift against the champion's training reference, and live performance.
+
+Per day D (the rows of D's validated features, with the point-in-time features the model reads):
+- a whylogs profile of the model's features and the label, and one of the champion's scores (and the shadow
+  challenger's, scored here on the same rows), kept per partition in whylogs' binary format under
+  ``<lake>/monitoring/drift_profile/date=D/``;
+- per-feature PSI and Jensen-Shannon distance against the champion's reference, and their importance-weighted
+  score (:mod:`mlops_assets.lib.drift`). The reference is built once per champion version and kept under
+  ``<lake>/monitoring/reference/<model>-v<version>/``: the merge of the day profiles of its training window (a day
+  not profiled yet is profiled from the lake), and for the scores the champion's scores on its validation week,
+  rows it did not train on;
+- the champion's AUC, log loss, Brier and ECE on the day, their decay against its evaluation report's holdout, and
+  the shadow challenger's figures on the same rows.
+
+Numeric metadata (drift score, AUC, decay, rows) is what the UI plots over days and what the drift sensor reads.
+With no champion yet, the features are profiled and the rest is recorded as absent. Automation runs it once the day's
+features exist and their blocking data-quality checks passed: bad data alerts and blocks, it never reaches drift.
+"""
+
+import json
+import time
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+import polars as pl
+
+from mlops_assets.defs.common import DAILY_AUTOMATION, DAILY_FRESHNESS, DAILY_TAG, LakeResource, daily_partitions
+from mlops_assets.defs.features.assets import FEATURE_STORE_KEY
+from mlops_assets.defs.features.checks import VALIDATED_KEY
+from mlops_assets.defs.training.evaluation import read_report
+from mlops_assets.defs.training.resources import MlflowTracking
+from mlops_assets.lib import drift, live_performance
+from mlops_assets.lib.feature_contract import LABEL_COLUMN
+from mlops_assets.lib.io import read_bytes, write_bytes_atomic
+from mlops_assets.lib.model_artifacts import LoadedModel, load_version
+from mlops_assets.lib.model_registry import CHALLENGER, CHAMPION, alias_version
+from mlops_assets.lib.point_in_time import build_training_frame
+from mlops_assets.lib.training import MODEL_FEATURE_COLUMNS
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+    from whylogs.core import DatasetProfileView
+
+MONITORING_GROUP = "monitoring"
+DRIFT_PROFILE_KEY = dg.AssetKey("drift_profile")
+CHAMPION_SCORE = "score_champion"
+CHALLENGER_SCORE = "score_challenger"
+CODE_VERSION = "drift_profile-v1"
+# Metadata keys the drift sensor reads.
+DRIFT_SCORE = "drift_score"
+AUC_DECAY = "auc_decay"
+ROWS = "rows"
+TOP_DRIFTING = 8
+
+DRIFT_AUTOMATION = (DAILY_AUTOMATION & dg.AutomationCondition.all_deps_blocking_checks_passed()).with_label(
+    "daily data arrival, data-quality checks passed"
+)
+
+
+def _day_uri(lake_root: str, day: date, name: str) -> str:
+    return f"{lake_root.rstrip('/')}/monitoring/drift_profile/date={day.isoformat()}/{name}"
+
+
+def _reference_uri(lake_root: str, model: LoadedModel, name: str) -> str:
+    return f"{lake_root.rstrip('/')}/monitoring/reference/{model.name}-v{model.version}/{name}"
+
+
+def _read_profile(uri: str) -> "DatasetProfileView | None":
+    try:
+        return drift.deserialize(read_bytes(uri))
+    except FileNotFoundError:
+        return None
+
+
+def _feature_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.select(*MODEL_FEATURE_COLUMNS, LABEL_COLUMN)
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def _reference(
+    context: dg.AssetExecutionContext, lake_root: str, champion: LoadedModel
+) -> "tuple[DatasetProfileView, DatasetProfileView]":
+    """The champion's feature and score references, built on first use and kept with the version."""
+    features_uri, scores_uri = (
+        _reference_uri(lake_root, champion, "features.bin"),
+        _reference_uri(lake_root, champion, "scores.bin"),
+    )
+    features, scores = _read_profile(features_uri), _read_profile(scores_uri)
+    if features is not None and scores is not None:
+        return features, scores
+    started = time.perf_counter()
+    train = _days(date.fromisoformat(champion.params["train_start"]), date.fromisoformat(champion.params["train_end"]))
+    stored = {day: _read_profile(_day_uri(lake_root, day, "features.bin")) for day in train}
+    unprofiled = [day for day, view in stored.items() if view is None]
+    views = [view for view in stored.values() if view is not None]
+    if unprofiled:
+        views.append(drift.profile(_feature_rows(build_training_frame(lake_root, min(unprofiled), max(unprofiled)))))
+    features = drift.merge(views)
+    valid = build_training_frame(
+        lake_root, date.fromisoformat(champion.params["valid_start"]), date.fromisoformat(champion.params["valid_end"])
+    )
+    y, p = live_performance.score(champion, valid)
+    scores = drift.profile(pl.DataFrame({CHAMPION_SCORE: p, LABEL_COLUMN: y}))
+    write_bytes_atomic(features_uri, drift.serialize(features))
+    write_bytes_atomic(scores_uri, drift.serialize(scores))
+    context.log.info(
+        f"reference for {champion.name} v{champion.version}: {len(train)} training days "
+        f"({len(train) - len(unprofiled)} from stored day profiles), scores on its validation week; "
+        f"{time.perf_counter() - started:.1f}s"
+    )
+    return features, scores
+
+
+def _model(client: "MlflowClient", name: str, alias: str) -> LoadedModel | None:
+    version = alias_version(client, name, alias)
+    return load_version(client, version) if version is not None else None
+
+
+def _holdout_figures(
+    context: dg.AssetExecutionContext, tracking: MlflowTracking, champion: LoadedModel
+) -> dict[str, float]:
+    """The champion's holdout figures from its own evaluation report; empty (no decay) when it has none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return live_performance.holdout_metrics(read_report(tracking, champion.run_id, champion.partition or ""))
+    except (MlflowException, OSError) as exc:
+        context.log.warning(f"champion v{champion.version} has no evaluation report ({exc}); decay not computed")
+        return {}
+
+
+def _drift_table(columns: dict[str, drift.ColumnDrift], weights: dict[str, float]) -> str:
+    ranked = sorted(columns.values(), key=lambda c: weights.get(c.column, 0.0) * c.js, reverse=True)
+    lines = ["| feature | weight | JS | PSI | missing (ref → day) |", "|---|---:|---:|---:|---|"]
+    for c in ranked[:TOP_DRIFTING]:
+        lines.append(
+            f"| {c.column} | {weights.get(c.column, 0.0):.3f} | {c.js:.3f} | {c.psi:.3f} | "
+            f"{c.reference_missing:.1%} → {c.current_missing:.1%} |"
+        )
+    return "\n".join(lines)
+
+
+def _float(value: float | None) -> dg.MetadataValue | None:
+    return dg.FloatMetadataValue(float(value)) if value is not None else None
+
+
+@dg.asset(
+    key=DRIFT_PROFILE_KEY,
+    group_name=MONITORING_GROUP,
+    partitions_def=daily_partitions,
+    deps=[VALIDATED_KEY, FEATURE_STORE_KEY],
+    tags=DAILY_TAG,
+    freshness_policy=DAILY_FRESHNESS,
+    automation_condition=DRIFT_AUTOMATION,
+    code_version=CODE_VERSION,
+    kinds={"whylogs", "mlflow"},
+    description="whylogs profiles of the day's features and scores, drift against the champion's training "
+    "reference (importance-weighted JS/PSI), and the champion's live AUC, log loss and ECE on the day.",
+)
+def drift_profile(
+    context: dg.AssetExecutionContext, lake: LakeResource, mlflow_tracking: MlflowTracking
+) -> dg.MaterializeResult:
+    day = date.fromisoformat(context.partition_key)
+    lake_root = lake.lake_root
+    frame = build_training_frame(lake_root, day, day)
+
+    started = time.perf_counter()
+    features = drift.profile(_feature_rows(frame))
+    profile_ms = (time.perf_counter() - started) * 1000
+    write_bytes_atomic(_day_uri(lake_root, day, "features.bin"), drift.serialize(features))
+
+    client = mlflow_tracking.client()
+    champion = _model(client, mlflow_tracking.registered_model_name, CHAMPION)
+    metadata: dict[str, Any] = {ROWS: frame.height, "profile_ms": dg.FloatMetadataValue(profile_ms)}
+    summary: dict[str, Any] = {"day": day.isoformat(), "rows": frame.height, "champion": None}
+    if champion is None:
+        context.log.info(f"{day}: no champion yet; features profiled ({frame.height} rows), no drift or live figures")
+        write_bytes_atomic(_day_uri(lake_root, day, "drift.json"), json.dumps(summary, indent=2).encode())
+        return dg.MaterializeResult(metadata={**metadata, "champion_version": "none"})
+
+    reference_features, reference_scores = _reference(context, lake_root, champion)
+    y, p_champion = live_performance.score(champion, frame)
+    scores: dict[str, Any] = {CHAMPION_SCORE: p_champion, LABEL_COLUMN: y}
+    challenger = _model(client, mlflow_tracking.registered_model_name, CHALLENGER)
+    if challenger is not None and challenger.version == champion.version:
+        challenger = None
+    p_challenger = live_performance.score(challenger, frame)[1] if challenger is not None else None
+    if p_challenger is not None:
+        scores[CHALLENGER_SCORE] = p_challenger
+    score_view = drift.profile(pl.DataFrame(scores))
+    write_bytes_atomic(_day_uri(lake_root, day, "scores.bin"), drift.serialize(score_view))
+
+    started = time.perf_counter()
+    columns = drift.column_drift(reference_features, features, MODEL_FEATURE_COLUMNS)
+    importance = dict(
+        zip(champion.booster.feature_name(), champion.booster.feature_importance("gain").tolist(), strict=True)
+    )
+    weights = drift.importance_weights(importance, MODEL_FEATURE_COLUMNS)
+    score = drift.weighted_score(columns, weights)
+    score_drift = drift.column_drift(reference_scores, score_view, [CHAMPION_SCORE])[CHAMPION_SCORE]
+    drift_ms = (time.perf_counter() - started) * 1000
+
+    live = live_performance.day_metrics(y, p_champion)
+    holdout = _holdout_figures(context, mlflow_tracking, champion)
+    decay = live_performance.relative_decay(holdout.get("roc_auc"), live["roc_auc"])
+    shadow = live_performance.day_metrics(y, p_challenger) if p_challenger is not None else None
+
+    summary.update(
+        champion=champion.version,
+        challenger=challenger.version if challenger is not None else None,
+        drift_score=score,
+        score_drift={"psi": score_drift.psi, "js": score_drift.js},
+        columns={name: vars(c) | {"weight": weights[name]} for name, c in columns.items()},
+        live=live,
+        holdout=holdout,
+        auc_decay=decay,
+        shadow=shadow,
+    )
+    write_bytes_atomic(_day_uri(lake_root, day, "drift.json"), json.dumps(summary, indent=2, default=float).encode())
+    worst = max(columns.values(), key=lambda c: weights[c.column] * c.js)
+    context.log.info(
+        f"{day}: drift {score:.3f} (most: {worst.column}, JS {worst.js:.3f}), champion v{champion.version} AUC "
+        f"{live['roc_auc']:.4f} vs holdout {holdout.get('roc_auc', float('nan')):.4f}"
+        + (f", shadow v{challenger.version} AUC {shadow['roc_auc']:.4f}" if shadow and challenger else "")
+    )
+    optional = {
+        AUC_DECAY: _float(decay),
+        "shadow_roc_auc": _float(shadow["roc_auc"]) if shadow else None,
+        "shadow_log_loss": _float(shadow["log_loss"]) if shadow else None,
+        "challenger_version": challenger.version if challenger is not None else None,
+        "holdout_roc_auc": _float(holdout.get("roc_auc")),
+    }
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            DRIFT_SCORE: dg.FloatMetadataValue(score),
+            "drift_ms": dg.FloatMetadataValue(drift_ms),
+            "score_psi": dg.FloatMetadataValue(score_drift.psi),
+            "roc_auc": dg.FloatMetadataValue(live["roc_auc"]),
+            "log_loss": dg.FloatMetadataValue(live["log_loss"]),
+            "ece": dg.FloatMetadataValue(live["ece"]),
+            "champion_version": champion.version,
+            "drifting_features": dg.MarkdownMetadataValue(_drift_table(columns, weights)),
+            **{key: value for key, value in optional.items() if value is not None},
+        }
+    )
