@@ -54,7 +54,7 @@ class DayMonitor:
     day: date
     rows: int
     drift_score: float | None
-    """Importance-weighted PSI of the day's features against the champion's reference (None: no champion)."""
+    """Importance-weighted JS distance of the day's features to the champion's reference (None: no champion)."""
     auc_decay: float | None
     """(holdout AUC - day AUC) / holdout AUC of the champion (None: no champion or one class only)."""
     quality_passed: bool
