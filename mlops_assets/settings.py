@@ -66,11 +66,12 @@ class Settings:
     # GPU sweeps change where the sweep's pod runs (node selector, toleration, GPU request): fixed at load time.
     sweep_use_gpu: bool = False
     # Retraining, in data time (see mlops_assets.lib.retrain and README "Monitoring and retraining"): a scheduled
-    # model every ``retrain_every_weeks`` weeks; in between, the drift sensor requests one when the importance-weighted
-    # drift or the AUC decay exceeds its threshold on ``drift_min_days`` of the last ``drift_window_days`` days and on
-    # the latest, with at least ``drift_min_rows`` rows a day and ``retrain_cooldown_days`` since the last model.
+    # model every ``retrain_every_weeks`` weeks; in between, the drift sensor requests one when the drift (the
+    # importance-weighted JS distance's excess over the reference days' own p90, lib/drift.py) or the relative AUC
+    # decay exceeds its threshold on ``drift_min_days`` of the last ``drift_window_days`` days and on the latest,
+    # with at least ``drift_min_rows`` rows a day and ``retrain_cooldown_days`` since the last model.
     retrain_every_weeks: int = 4
-    drift_threshold: float = 0.15
+    drift_threshold: float = 0.1
     decay_threshold: float = 0.04
     drift_window_days: int = 7
     drift_min_days: int = 3
@@ -196,7 +197,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         holdout_days=_whole_weeks(env, "MLOPS_HOLDOUT_DAYS", 7),
         sweep_use_gpu=_flag(env, "MLOPS_SWEEP_USE_GPU"),
         retrain_every_weeks=_positive_int(env, "MLOPS_RETRAIN_EVERY_WEEKS", 4, "weeks"),
-        drift_threshold=_fraction(env, "MLOPS_DRIFT_THRESHOLD", 0.15),
+        drift_threshold=_fraction(env, "MLOPS_DRIFT_THRESHOLD", 0.1),
         decay_threshold=_fraction(env, "MLOPS_DECAY_THRESHOLD", 0.04),
         drift_window_days=_positive_days(env, "MLOPS_DRIFT_WINDOW_DAYS", 7),
         drift_min_days=_positive_days(env, "MLOPS_DRIFT_MIN_DAYS", 3),

@@ -103,3 +103,23 @@ def test_a_missing_column_names_the_column() -> None:
         drift.column_drift(view, view, ["y"])
     with pytest.raises(drift.DriftError, match="no profiles"):
         drift.merge([])
+
+
+def test_a_feature_the_day_fixes_is_left_out_of_the_score() -> None:
+    rng = np.random.default_rng(6)
+    reference = drift.profile(_frame(rng, 5_000).with_columns(weekday=pl.Series(rng.integers(0, 7, 5_000))))
+    monday = drift.profile(_frame(rng, 900).with_columns(weekday=pl.lit(0)))
+    columns = ["x", "temp", "carrier", "weekday"]
+    assert drift.partition_constant(reference, monday, columns) == {"weekday"}
+    score, per_column, weights = drift.day_score(reference, monday, columns, {"weekday": 50.0, "x": 50.0})
+    assert per_column["weekday"].js > 0.5 and "weekday" not in weights and score < 0.1
+
+
+def test_the_baseline_is_the_reference_days_own_spread() -> None:
+    rng = np.random.default_rng(7)
+    days = [drift.profile(_frame(rng, 300, shift=rng.normal(0, 0.1))) for _ in range(10)]
+    reference = drift.merge(days)
+    base = drift.baseline(reference, days, ["x", "temp", "carrier"], {})
+    assert base.days == 10 and 0.0 < base.median <= base.p90 < 0.2
+    shifted = drift.profile(_frame(rng, 300, shift=1.5))
+    assert base.excess(drift.day_score(reference, shifted, ["x", "temp", "carrier"], {})[0]) > 0.2

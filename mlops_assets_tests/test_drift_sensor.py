@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from mlops_assets.defs.common import SETTINGS
-from mlops_assets.defs.monitoring.assets import AUC_DECAY, DRIFT_PROFILE_KEY, DRIFT_SCORE, ROWS
+from mlops_assets.defs.monitoring.assets import AUC_DECAY, DRIFT_EXCESS, DRIFT_PROFILE_KEY, ROWS
 from mlops_assets.defs.monitoring.sensors import drift_retrain_sensor, retrain_policy
 from mlops_assets.defs.training.assets import TRAINED_MODEL_KEY
 from mlops_assets.lib.retrain import DayMonitor, decide, is_scheduled_week, week_of
@@ -35,7 +35,7 @@ def _profiled(instance: dg.DagsterInstance, scores: list[float], rows: int = 900
             dg.AssetMaterialization(
                 asset_key=DRIFT_PROFILE_KEY,
                 partition=day.isoformat(),
-                metadata={ROWS: rows, DRIFT_SCORE: score, AUC_DECAY: decay},
+                metadata={ROWS: rows, DRIFT_EXCESS: score, AUC_DECAY: decay},
             )
         )
 

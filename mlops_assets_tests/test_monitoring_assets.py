@@ -142,6 +142,11 @@ def test_drift_is_measured_against_the_champions_training_reference(setup: Setup
     assert summary["drift_score"] == pytest.approx(score)
     assert set(summary["columns"]) == set(MODEL_FEATURE_COLUMNS)
     assert sum(c["weight"] for c in summary["columns"].values()) == pytest.approx(1.0)
+    # A day has one day of the week: a calendar feature the partition fixes is reported but not scored.
+    assert summary["columns"]["day_of_week"]["weight"] == 0.0 and summary["columns"]["day_of_week"]["js"] > 0.5
+    baseline = json.loads((reference_dir / "baseline.json").read_text())
+    assert baseline["days"] == 28 and 0.0 < baseline["median"] <= baseline["p90"] < 1.0
+    assert metadata["drift_excess"].value == pytest.approx(score - baseline["p90"])  # type: ignore[index]
 
 
 def test_a_rerun_replaces_the_partition(setup: Setup, flow: dict[str, object], dagster_instance: object) -> None:

@@ -183,6 +183,65 @@ def column_drift(
     return result
 
 
+def _cardinality(column: ColumnProfileView) -> float:
+    metric = column.get_metric("cardinality")
+    return float(metric.to_summary_dict()["est"]) if metric is not None else 0.0
+
+
+def partition_constant(reference: DatasetProfileView, current: DatasetProfileView, columns: Sequence[str]) -> set[str]:
+    """Columns with one value in ``current`` but several in the reference: calendar features such as the day of the
+    week, which a day's partition fixes by construction. Their shift is the calendar, not drift, so the score leaves
+    them out (they are still reported per column)."""
+    ref_columns, cur_columns = reference.get_columns(), current.get_columns()
+    return {
+        name
+        for name in columns
+        if name in ref_columns
+        and name in cur_columns
+        and round(_cardinality(cur_columns[name])) <= 1
+        and _cardinality(ref_columns[name]) > 1.5
+    }
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The reference's own day-to-day variation: each training day's score against the merged reference.
+
+    One day is a narrow slice of a multi-week reference (a day has one weather, one mix of routes), so even an
+    unchanged process scores above zero; the retrain rule reads a day's *excess* over this baseline's 90th percentile.
+    """
+
+    median: float
+    p90: float
+    days: int
+
+    def excess(self, score: float) -> float:
+        return score - self.p90
+
+
+def baseline(
+    reference: DatasetProfileView,
+    days: Sequence[DatasetProfileView],
+    columns: Sequence[str],
+    importance: Mapping[str, float],
+) -> Baseline:
+    scores = [day_score(reference, day, columns, importance)[0] for day in days]
+    if not scores:
+        raise DriftError("no reference days to measure the baseline on; profile the training window first")
+    return Baseline(float(np.median(scores)), float(np.percentile(scores, 90)), len(scores))
+
+
+def day_score(
+    reference: DatasetProfileView, current: DatasetProfileView, columns: Sequence[str], importance: Mapping[str, float]
+) -> tuple[float, dict[str, ColumnDrift], dict[str, float]]:
+    """The importance-weighted score of ``current`` over the columns that are not partition-constant, the per-column
+    drift of every column, and the weights used."""
+    per_column = column_drift(reference, current, columns)
+    scored = [name for name in columns if name not in partition_constant(reference, current, columns)]
+    weights = importance_weights(importance, scored)
+    return weighted_score(per_column, weights), per_column, weights
+
+
 def importance_weights(importance: Mapping[str, float], columns: Sequence[str]) -> dict[str, float]:
     """Gain importance over ``columns`` normalised to sum to 1 (uniform when the model reports none)."""
     values = {name: max(float(importance.get(name, 0.0)), 0.0) for name in columns}

@@ -54,7 +54,8 @@ class DayMonitor:
     day: date
     rows: int
     drift_score: float | None
-    """Importance-weighted JS distance of the day's features to the champion's reference (None: no champion)."""
+    """Importance-weighted JS distance of the day's features to the champion's reference, in excess of the reference
+    days' own 90th percentile (``lib/drift.py`` ``Baseline``; None: no champion)."""
     auc_decay: float | None
     """(holdout AUC - day AUC) / holdout AUC of the champion (None: no champion or one class only)."""
     quality_passed: bool

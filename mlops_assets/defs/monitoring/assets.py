@@ -31,7 +31,7 @@ from mlops_assets.defs.features.checks import VALIDATED_KEY
 from mlops_assets.defs.training.evaluation import read_report
 from mlops_assets.defs.training.resources import MlflowTracking
 from mlops_assets.lib import drift, live_performance
-from mlops_assets.lib.feature_contract import LABEL_COLUMN
+from mlops_assets.lib.feature_contract import LABEL_COLUMN, PARTITION_COLUMN
 from mlops_assets.lib.io import read_bytes, write_bytes_atomic
 from mlops_assets.lib.model_artifacts import LoadedModel, load_version
 from mlops_assets.lib.model_registry import CHALLENGER, CHAMPION, alias_version
@@ -49,6 +49,7 @@ CHALLENGER_SCORE = "score_challenger"
 CODE_VERSION = "drift_profile-v1"
 # Metadata keys the drift sensor reads.
 DRIFT_SCORE = "drift_score"
+DRIFT_EXCESS = "drift_excess"
 AUC_DECAY = "auc_decay"
 ROWS = "rows"
 TOP_DRIFTING = 8
@@ -81,38 +82,49 @@ def _days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
 
 
+def _importance(model: LoadedModel) -> dict[str, float]:
+    booster = model.booster
+    return dict(zip(booster.feature_name(), booster.feature_importance("gain").tolist(), strict=True))
+
+
 def _reference(
     context: dg.AssetExecutionContext, lake_root: str, champion: LoadedModel
-) -> "tuple[DatasetProfileView, DatasetProfileView]":
-    """The champion's feature and score references, built on first use and kept with the version."""
-    features_uri, scores_uri = (
-        _reference_uri(lake_root, champion, "features.bin"),
-        _reference_uri(lake_root, champion, "scores.bin"),
-    )
-    features, scores = _read_profile(features_uri), _read_profile(scores_uri)
-    if features is not None and scores is not None:
-        return features, scores
+) -> "tuple[DatasetProfileView, DatasetProfileView, drift.Baseline]":
+    """The champion's feature and score references and its drift baseline, built on first use, kept per version."""
+    uris = {name: _reference_uri(lake_root, champion, name) for name in ("features.bin", "scores.bin", "baseline.json")}
+    features, scores = _read_profile(uris["features.bin"]), _read_profile(uris["scores.bin"])
+    try:
+        stored = json.loads(read_bytes(uris["baseline.json"]))
+    except FileNotFoundError:
+        stored = None
+    if features is not None and scores is not None and stored is not None:
+        return features, scores, drift.Baseline(**stored)
     started = time.perf_counter()
     train = _days(date.fromisoformat(champion.params["train_start"]), date.fromisoformat(champion.params["train_end"]))
-    stored = {day: _read_profile(_day_uri(lake_root, day, "features.bin")) for day in train}
-    unprofiled = [day for day, view in stored.items() if view is None]
-    views = [view for view in stored.values() if view is not None]
+    views = {day: _read_profile(_day_uri(lake_root, day, "features.bin")) for day in train}
+    unprofiled = [day for day, view in views.items() if view is None]
     if unprofiled:
-        views.append(drift.profile(_feature_rows(build_training_frame(lake_root, min(unprofiled), max(unprofiled)))))
-    features = drift.merge(views)
+        frame = build_training_frame(lake_root, min(unprofiled), max(unprofiled))
+        for day in unprofiled:
+            rows = frame.filter(pl.col(PARTITION_COLUMN) == day)
+            views[day] = drift.profile(_feature_rows(rows)) if rows.height else None
+    day_views = [view for view in views.values() if view is not None]
+    features = drift.merge(day_views)
+    day_baseline = drift.baseline(features, day_views, MODEL_FEATURE_COLUMNS, _importance(champion))
     valid = build_training_frame(
         lake_root, date.fromisoformat(champion.params["valid_start"]), date.fromisoformat(champion.params["valid_end"])
     )
     y, p = live_performance.score(champion, valid)
     scores = drift.profile(pl.DataFrame({CHAMPION_SCORE: p, LABEL_COLUMN: y}))
-    write_bytes_atomic(features_uri, drift.serialize(features))
-    write_bytes_atomic(scores_uri, drift.serialize(scores))
+    write_bytes_atomic(uris["features.bin"], drift.serialize(features))
+    write_bytes_atomic(uris["scores.bin"], drift.serialize(scores))
+    write_bytes_atomic(uris["baseline.json"], json.dumps(vars(day_baseline)).encode())
     context.log.info(
-        f"reference for {champion.name} v{champion.version}: {len(train)} training days "
-        f"({len(train) - len(unprofiled)} from stored day profiles), scores on its validation week; "
-        f"{time.perf_counter() - started:.1f}s"
+        f"reference for {champion.name} v{champion.version}: {len(day_views)} training days "
+        f"({len(train) - len(unprofiled)} from stored day profiles), baseline score median {day_baseline.median:.3f}, "
+        f"p90 {day_baseline.p90:.3f}; scores on its validation week; {time.perf_counter() - started:.1f}s"
     )
-    return features, scores
+    return features, scores, day_baseline
 
 
 def _model(client: "MlflowClient", name: str, alias: str) -> LoadedModel | None:
@@ -182,7 +194,7 @@ def drift_profile(
         write_bytes_atomic(_day_uri(lake_root, day, "drift.json"), json.dumps(summary, indent=2).encode())
         return dg.MaterializeResult(metadata={**metadata, "champion_version": "none"})
 
-    reference_features, reference_scores = _reference(context, lake_root, champion)
+    reference_features, reference_scores, day_baseline = _reference(context, lake_root, champion)
     y, p_champion = live_performance.score(champion, frame)
     scores: dict[str, Any] = {CHAMPION_SCORE: p_champion, LABEL_COLUMN: y}
     challenger = _model(client, mlflow_tracking.registered_model_name, CHALLENGER)
@@ -195,12 +207,10 @@ def drift_profile(
     write_bytes_atomic(_day_uri(lake_root, day, "scores.bin"), drift.serialize(score_view))
 
     started = time.perf_counter()
-    columns = drift.column_drift(reference_features, features, MODEL_FEATURE_COLUMNS)
-    importance = dict(
-        zip(champion.booster.feature_name(), champion.booster.feature_importance("gain").tolist(), strict=True)
+    score, columns, weights = drift.day_score(
+        reference_features, features, MODEL_FEATURE_COLUMNS, _importance(champion)
     )
-    weights = drift.importance_weights(importance, MODEL_FEATURE_COLUMNS)
-    score = drift.weighted_score(columns, weights)
+    excess = day_baseline.excess(score)
     score_drift = drift.column_drift(reference_scores, score_view, [CHAMPION_SCORE])[CHAMPION_SCORE]
     drift_ms = (time.perf_counter() - started) * 1000
 
@@ -213,17 +223,20 @@ def drift_profile(
         champion=champion.version,
         challenger=challenger.version if challenger is not None else None,
         drift_score=score,
+        drift_excess=excess,
+        baseline=vars(day_baseline),
         score_drift={"psi": score_drift.psi, "js": score_drift.js},
-        columns={name: vars(c) | {"weight": weights[name]} for name, c in columns.items()},
+        columns={name: vars(c) | {"weight": weights.get(name, 0.0)} for name, c in columns.items()},
         live=live,
         holdout=holdout,
         auc_decay=decay,
         shadow=shadow,
     )
     write_bytes_atomic(_day_uri(lake_root, day, "drift.json"), json.dumps(summary, indent=2, default=float).encode())
-    worst = max(columns.values(), key=lambda c: weights[c.column] * c.js)
+    worst = max(columns.values(), key=lambda c: weights.get(c.column, 0.0) * c.js)
     context.log.info(
-        f"{day}: drift {score:.3f} (most: {worst.column}, JS {worst.js:.3f}), champion v{champion.version} AUC "
+        f"{day}: drift {score:.3f}, {excess:+.3f} over the reference days' p90 (most: {worst.column}, JS "
+        f"{worst.js:.3f}), champion v{champion.version} AUC "
         f"{live['roc_auc']:.4f} vs holdout {holdout.get('roc_auc', float('nan')):.4f}"
         + (f", shadow v{challenger.version} AUC {shadow['roc_auc']:.4f}" if shadow and challenger else "")
     )
@@ -238,6 +251,8 @@ def drift_profile(
         metadata={
             **metadata,
             DRIFT_SCORE: dg.FloatMetadataValue(score),
+            DRIFT_EXCESS: dg.FloatMetadataValue(excess),
+            "baseline_p90": dg.FloatMetadataValue(day_baseline.p90),
             "drift_ms": dg.FloatMetadataValue(drift_ms),
             "score_psi": dg.FloatMetadataValue(score_drift.psi),
             "roc_auc": dg.FloatMetadataValue(live["roc_auc"]),

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from mlops_assets.defs.common import SETTINGS
-from mlops_assets.defs.monitoring.assets import AUC_DECAY, DRIFT_PROFILE_KEY, DRIFT_SCORE, ROWS
+from mlops_assets.defs.monitoring.assets import AUC_DECAY, DRIFT_EXCESS, DRIFT_PROFILE_KEY, ROWS
 from mlops_assets.defs.training.assets import TRAINED_MODEL_KEY, weekly_partitions
 from mlops_assets.lib.retrain import DayMonitor, RetrainPolicy, decide
 from mlops_assets.settings import Settings
@@ -59,7 +59,7 @@ def monitored_days(instance: dg.DagsterInstance, window_days: int) -> list[DayMo
         DayMonitor(
             day=date.fromisoformat(key),
             rows=int(_number(m.metadata, ROWS) or 0),
-            drift_score=_number(m.metadata, DRIFT_SCORE),
+            drift_score=_number(m.metadata, DRIFT_EXCESS),
             auc_decay=_number(m.metadata, AUC_DECAY),
             # drift_profile runs only after the day's blocking data-quality checks passed (its automation
             # condition), so a profiled day is a day whose data passed.
