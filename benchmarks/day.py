@@ -165,16 +165,20 @@ def main() -> None:
                     "profile_ms": float(meta["profile_ms"].value),
                     "drift_ms": float(meta["drift_ms"].value),
                     "drift": float(meta["drift_score"].value),
+                    "excess": float(meta["drift_excess"].value),
                     "auc": float(meta["roc_auc"].value),
                 }
             )
 
     print(f"setup {setup_s:.0f} s (champion v{version}); champion reference built in {reference_s:.1f} s (once)")
-    print(f"{'day':<12}{'wall s':>8}{'ticks':>7}{'rows':>7}{'profile ms':>12}{'drift ms':>10}{'drift':>8}{'AUC':>8}")
+    print(
+        f"{'day':<12}{'wall s':>8}{'ticks':>7}{'rows':>7}{'profile ms':>12}{'drift ms':>10}"
+        f"{'drift':>8}{'excess':>8}{'AUC':>8}"
+    )
     for r in rows:
         print(
             f"{r['day']:<12}{r['wall_s']:>8.1f}{r['ticks']:>7}{r['rows']:>7}{r['profile_ms']:>12.1f}"
-            f"{r['drift_ms']:>10.1f}{r['drift']:>8.3f}{r['auc']:>8.3f}"
+            f"{r['drift_ms']:>10.1f}{r['drift']:>8.3f}{r['excess']:>+8.3f}{r['auc']:>8.3f}"
         )
     medians = {k: statistics.median(r[k] for r in rows) for k in ("wall_s", "profile_ms", "drift_ms")}
     print(
