@@ -165,3 +165,25 @@ def test_drift_profile_is_daily_with_freshness_and_data_arrival_automation() -> 
     assert node.partitions_def is not None and node.freshness_policy is not None
     assert "in_latest_time_window" not in str(node.automation_condition.get_snapshot())
     assert np.isfinite(SETTINGS.drift_threshold)
+
+
+def test_a_range_run_records_each_days_figures_for_the_sensor(
+    setup: Setup, flow: dict[str, object], dagster_instance: object
+) -> None:
+    from mlops_assets.defs.monitoring.sensors import monitored_days
+
+    result = dg.materialize(
+        [drift_profile],
+        instance=dagster_instance,  # type: ignore[arg-type]
+        resources=setup.resources,
+        tags={
+            "dagster/asset_partition_range_start": DAYS[1].isoformat(),
+            "dagster/asset_partition_range_end": DAYS[2].isoformat(),
+        },
+    )
+    assert result.success
+    days = {d.day: d for d in monitored_days(dagster_instance, window_days=2)}  # type: ignore[arg-type]
+    assert set(days) == {DAYS[1], DAYS[2]}
+    for day, single in ((DAYS[1], flow["day1"]), (DAYS[2], flow["day2"])):
+        assert days[day].rows == single["rows"].value  # type: ignore[index]
+        assert days[day].drift_score == pytest.approx(single["drift_excess"].value)  # type: ignore[index]

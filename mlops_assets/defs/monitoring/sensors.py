@@ -40,32 +40,36 @@ def _number(metadata: dict[str, dg.MetadataValue], key: str) -> float | None:
 
 
 def monitored_days(instance: dg.DagsterInstance, window_days: int) -> list[DayMonitor]:
-    """The newest materialisation of each of the last ``window_days`` profiled days."""
+    """The newest figures of each of the last ``window_days`` profiled days: a one-day run records them on its
+    materialisation, a range run as one observation per day."""
     profiled = instance.get_materialized_partitions(DRIFT_PROFILE_KEY)
     if not profiled:
         return []
     latest = date.fromisoformat(max(profiled))
     wanted = [(latest - timedelta(days=i)).isoformat() for i in range(window_days)]
     keys = [key for key in wanted if key in profiled]
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=DRIFT_PROFILE_KEY, asset_partitions=keys), limit=len(keys) * 10
-    ).records
-    newest: dict[str, dg.AssetMaterialization] = {}
+    records_filter = dg.AssetRecordsFilter(asset_key=DRIFT_PROFILE_KEY, asset_partitions=keys)
+    limit = len(keys) * 10
+    records = [
+        *instance.fetch_materializations(records_filter, limit=limit).records,
+        *instance.fetch_observations(records_filter, limit=limit).records,
+    ]
+    newest: dict[str, dict[str, dg.MetadataValue]] = {}
     for record in sorted(records, key=lambda r: r.storage_id):
-        materialization = record.asset_materialization
-        if materialization is not None and materialization.partition is not None:
-            newest[materialization.partition] = materialization
+        event = record.asset_materialization or record.asset_observation
+        if event is not None and event.partition is not None and ROWS in event.metadata:
+            newest[event.partition] = dict(event.metadata)
     return [
         DayMonitor(
             day=date.fromisoformat(key),
-            rows=int(_number(m.metadata, ROWS) or 0),
-            drift_score=_number(m.metadata, DRIFT_EXCESS),
-            auc_decay=_number(m.metadata, AUC_DECAY),
+            rows=int(_number(metadata, ROWS) or 0),
+            drift_score=_number(metadata, DRIFT_EXCESS),
+            auc_decay=_number(metadata, AUC_DECAY),
             # drift_profile runs only after the day's blocking data-quality checks passed (its automation
             # condition), so a profiled day is a day whose data passed.
             quality_passed=True,
         )
-        for key, m in newest.items()
+        for key, metadata in newest.items()
     ]
 
 
