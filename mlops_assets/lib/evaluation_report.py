@@ -48,6 +48,16 @@ SECTIONS: tuple[str, ...] = (
 _CURVE_POINTS = 200
 
 
+# Where a week's report lives on the candidate's MLflow run: evaluation_report writes it, the gate, the champion step
+# and the serving runtime (its decision threshold) read it.
+REPORT_ARTIFACT_DIR = "evaluation"
+
+
+def report_artifact(week: str, name: str = "report.json") -> str:
+    """The artifact path of one of the week's report files on the candidate's run."""
+    return f"{REPORT_ARTIFACT_DIR}/{week}/{name}"
+
+
 @dataclass(frozen=True)
 class EvaluationSettings:
     resamples: int = 1000

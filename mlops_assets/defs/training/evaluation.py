@@ -25,7 +25,7 @@ from mlops_assets.defs.features.assets import FEATURE_STORE_KEY
 from mlops_assets.defs.features.checks import VALIDATED_KEY
 from mlops_assets.defs.training.assets import TRAINED_MODEL_KEY, TRAINING_GROUP, weekly_partitions
 from mlops_assets.defs.training.resources import MlflowTracking
-from mlops_assets.lib.evaluation_report import EvaluationSettings, evaluate
+from mlops_assets.lib.evaluation_report import EvaluationSettings, evaluate, report_artifact
 from mlops_assets.lib.feature_paths import partition_uri
 from mlops_assets.lib.model_artifacts import load_version
 from mlops_assets.lib.model_registry import CHAMPION, alias_version, candidate_version
@@ -36,7 +36,6 @@ from mlops_assets.lib.report_render import render_html, render_markdown
 from mlops_assets.lib.windows import TrainingWindows, training_windows
 
 EVALUATION_REPORT_KEY = dg.AssetKey("evaluation_report")
-REPORT_ARTIFACT_DIR = "evaluation"
 CODE_VERSION = "evaluation_report-v1"
 
 GATE_CHECK_SPECS = [
@@ -220,9 +219,8 @@ def evaluation_report(
     (out / "report.json").write_text(text)
     (out / "report.html").write_text(html)
     (out / "summary.md").write_text(markdown)
-    artifact_dir = f"{REPORT_ARTIFACT_DIR}/{week}"
-    client.log_text(candidate.run_id, text, f"{artifact_dir}/report.json")
-    client.log_text(candidate.run_id, html, f"{artifact_dir}/report.html")
+    client.log_text(candidate.run_id, text, report_artifact(week))
+    client.log_text(candidate.run_id, html, report_artifact(week, "report.html"))
     context.log.info(f"gate {'PASSED' if passed else 'FAILED'}:\n{markdown}")
 
     yield dg.MaterializeResult(
@@ -245,5 +243,5 @@ def read_report(tracking: MlflowTracking, run_id: str, week: str) -> dict[str, A
     import tempfile
 
     with tempfile.TemporaryDirectory() as scratch:
-        local = tracking.client().download_artifacts(run_id, f"{REPORT_ARTIFACT_DIR}/{week}/report.json", scratch)
+        local = tracking.client().download_artifacts(run_id, report_artifact(week), scratch)
         return json.loads(Path(local).read_text())

@@ -1,0 +1,1 @@
+"""Online prediction service (BentoML) over the champion model and the Feast online store."""
