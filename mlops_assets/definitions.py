@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from mlops_assets.defs import features, monitoring, raw, training, transform
+from mlops_assets.defs import features, monitoring, raw, serving, training, transform
 from mlops_assets.defs.common import SETTINGS
 from mlops_assets.defs.resources import build_executor, build_resources
 
@@ -19,6 +19,7 @@ defs = dg.Definitions.merge(
     features.defs,
     training.defs,
     monitoring.defs,
+    serving.defs,
     dg.Definitions(
         sensors=[automation_sensor],
         resources=build_resources(SETTINGS),

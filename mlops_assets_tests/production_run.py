@@ -24,7 +24,7 @@ def main(first: date, last: date, week: str) -> dict[str, object]:
     land_days(SETTINGS.landing_dir, first, last)
     with dg.DagsterInstance.get() as instance:
         started = time.perf_counter()
-        daily = materialize_range(defs, instance, "not group:training", first, last)
+        daily = materialize_range(defs, instance, "not group:training and not group:serving", first, last)
         daily_s = time.perf_counter() - started
         job = defs.resolve_implicit_job_def_def_for_assets([TRAINED_MODEL_KEY])
         assert job is not None

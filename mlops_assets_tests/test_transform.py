@@ -50,7 +50,8 @@ def test_daily_selection_orders_raw_before_dbt_and_dimensions_are_unpartitioned(
     assert {dg.AssetKey(["raw", "flights"]), dg.AssetKey(["raw", "weather"])} <= inside
     assert {dg.AssetKey("stg_flights"), dg.AssetKey("stg_weather"), dg.AssetKey("delay_history")} <= inside
     # The README's dimension command selects no partitioned asset (the CLI refuses those without --partition).
-    dimensions = dg.AssetSelection.from_string("not tag:daily and not group:training").resolve(graph)
+    selection = "not tag:daily and not group:training and not group:serving"
+    dimensions = dg.AssetSelection.from_string(selection).resolve(graph)
     assert dimensions and all(graph.get(key).partitions_def is None for key in dimensions)
 
 

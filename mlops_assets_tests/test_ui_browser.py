@@ -80,7 +80,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     proc = subprocess.run(
         [
             *(str(BIN / "dagster"), "asset", "materialize", "-m", "mlops_assets.definitions"),
-            *("--select", "not group:training", "--partition-range", f"{START}...{END}"),
+            *("--select", "not group:training and not group:serving", "--partition-range", f"{START}...{END}"),
         ],
         cwd=REPO_ROOT,
         env=env,

@@ -17,7 +17,7 @@ echo "==> landing $FIRST_DAY .. $LAST_DAY into the landing zone"
 mlops-assets land "$FIRST_DAY" --to "$LAST_DAY"
 
 echo "==> materialising the daily pipeline over $FIRST_DAY .. $LAST_DAY as one run"
-dagster asset materialize -m mlops_assets.definitions --select 'not group:training' \
+dagster asset materialize -m mlops_assets.definitions --select 'not group:training and not group:serving' \
   --partition-range "$FIRST_DAY...$LAST_DAY" > "$DAGSTER_HOME/main-run.log" 2>&1 \
   || { tail -60 "$DAGSTER_HOME/main-run.log"; exit 1; }
 grep -E "RUN_SUCCESS|STEP_SUCCESS" "$DAGSTER_HOME/main-run.log" | sed 's/.* - \([A-Za-z_]*\) - STEP_SUCCESS - /  /; s/.*RUN_SUCCESS.*/  run succeeded/'
@@ -33,6 +33,10 @@ dagster asset materialize -m mlops_assets.definitions --select 'evaluation_repor
   > "$DAGSTER_HOME/evaluate-run.log" 2>&1 || { tail -60 "$DAGSTER_HOME/evaluate-run.log"; exit 1; }
 grep -E "^\*\*Week|^\| |champion: v" "$DAGSTER_HOME/evaluate-run.log" | sed 's/.* - INFO - .* - champion - /  /'
 echo "  report: ${MLOPS_DATA_DIR:-$PWD/data}/evaluation/$WEEK/report.html"
+echo "==> building the bento of the serving service for the champion (BentoML, offline)"
+dagster asset materialize -m mlops_assets.definitions --select bento > "$DAGSTER_HOME/bento-run.log" 2>&1 \
+  || { tail -60 "$DAGSTER_HOME/bento-run.log"; exit 1; }
+grep -E "built flight_delay:" "$DAGSTER_HOME/bento-run.log" | sed 's/.* - INFO - .* - bento - /  /'
 mlops-assets verify
 cat <<MSG
 
