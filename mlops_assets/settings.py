@@ -58,6 +58,8 @@ class Settings:
     partitions_start: date
     partitions_end: date
     prediction_lead_minutes: int
+    # How often serving re-reads its model alias: a promotion or rollback reaches the service within this time.
+    serving_poll_seconds: float = 10.0
     # Training windows in days (see mlops_assets.lib.windows); they shape the trained model's lineage, so they are
     # settings rather than run config.
     train_days: int = 91
@@ -77,6 +79,11 @@ class Settings:
     drift_min_days: int = 3
     drift_min_rows: int = 300
     retrain_cooldown_days: int = 14
+    # Automated rollback (mlops_assets.lib.rollback): a new champion is demoted when, over at least
+    # ``rollback_min_days`` labelled days since its promotion, the paired bootstrap CI of AUC(champion) -
+    # AUC(previous_champion) on the same rows lies entirely below -``rollback_tolerance``.
+    rollback_min_days: int = 3
+    rollback_tolerance: float = 0.0
     dbt_project_dir: Path = field(default=DBT_PROJECT_DIR)
 
     @property
@@ -107,6 +114,14 @@ def _positive_days(env: dict[str, str], name: str, default: int) -> int:
     return _positive_int(env, name, default, "days")
 
 
+def _rollback_min_days(env: dict[str, str]) -> int:
+    days = _positive_days(env, "MLOPS_ROLLBACK_MIN_DAYS", 3)
+    if days < 2:
+        # The rule's CI resamples whole days: one day has no spread to compare against.
+        raise SettingsError(f"MLOPS_ROLLBACK_MIN_DAYS={days} must be at least 2 (a CI over days), e.g. 3")
+    return days
+
+
 def _whole_weeks(env: dict[str, str], name: str, default: int) -> int:
     days = _positive_days(env, name, default)
     if days % 7:
@@ -123,6 +138,18 @@ def _positive_int(env: dict[str, str], name: str, default: int, unit: str) -> in
     return int(value)
 
 
+def _positive_seconds(env: dict[str, str], name: str, default: float) -> float:
+    value = env.get(name, str(default))
+    try:
+        parsed = float(value)
+    except ValueError:
+        parsed = -1.0
+    # The chained comparison also rejects nan and inf.
+    if not 0.0 < parsed < float("inf"):
+        raise SettingsError(f"{name}={value!r} must be a positive number of seconds, e.g. {name}={default:g}")
+    return parsed
+
+
 def _fraction(env: dict[str, str], name: str, default: float) -> float:
     value = env.get(name, str(default))
     try:
@@ -131,6 +158,18 @@ def _fraction(env: dict[str, str], name: str, default: float) -> float:
         parsed = -1.0
     if not 0.0 < parsed < 1.0:
         raise SettingsError(f"{name}={value!r} must be a number between 0 and 1, e.g. {name}={default}")
+    return parsed
+
+
+def _tolerance(env: dict[str, str], name: str, default: float) -> float:
+    # Unlike _fraction, 0 is valid: any loss beyond the CI counts.
+    value = env.get(name, str(default))
+    try:
+        parsed = float(value)
+    except ValueError:
+        parsed = -1.0
+    if not 0.0 <= parsed < 1.0:
+        raise SettingsError(f"{name}={value!r} must be a number from 0 up to 1 (an AUC difference), e.g. {name}=0.01")
     return parsed
 
 
@@ -191,6 +230,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         partitions_start=start,
         partitions_end=end,
         prediction_lead_minutes=int(lead),
+        serving_poll_seconds=_positive_seconds(env, "MLOPS_SERVING_POLL_SECONDS", 10.0),
         # 91 days: out of time over Oct-Dec 2013 it beat 28 and matched 182 at half the cost (benchmarks/quality.py).
         train_days=_whole_weeks(env, "MLOPS_TRAIN_DAYS", 91),
         valid_days=_whole_weeks(env, "MLOPS_VALID_DAYS", 7),
@@ -203,4 +243,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         drift_min_days=_positive_days(env, "MLOPS_DRIFT_MIN_DAYS", 3),
         drift_min_rows=_positive_int(env, "MLOPS_DRIFT_MIN_ROWS", 300, "rows"),
         retrain_cooldown_days=_positive_days(env, "MLOPS_RETRAIN_COOLDOWN_DAYS", 14),
+        rollback_min_days=_rollback_min_days(env),
+        rollback_tolerance=_tolerance(env, "MLOPS_ROLLBACK_TOLERANCE", 0.0),
     )

@@ -1,7 +1,8 @@
 """The BentoML service end to end over HTTP: a real champion (trained on the test features, evaluated and promoted
 by the real evaluation_report and champion assets, in this module's own MLflow sqlite store), the real Feast online
 store of the session's feature fixtures, and ``bentoml serve`` started as a subprocess on a free 127.0.0.1 port and
-stopped by PID. Everything it writes goes under pytest's temp dirs (BENTOML_HOME included).
+stopped by PID. Everything it writes goes under pytest's temp dirs (BENTOML_HOME included). The server polls its
+champion alias every second, so the last test promotes a second version and rolls it back with the real CLI under load.
 
 The model and the evaluation come from test_evaluation_assets' fixture and helpers, reused rather than rebuilt.
 """
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ import polars as pl
 import pytest
 
 from mlops_assets.lib.feature_paths import partition_uri
-from mlops_assets.lib.model_registry import CHAMPION
+from mlops_assets.lib.model_registry import CHAMPION, promote
 from mlops_assets.service.scoring import SERVING_VIEWS, request_bodies
 from mlops_assets_tests.conftest import Warehouse
 from mlops_assets_tests.test_evaluation_assets import Setup, _evaluate, _register, setup  # noqa: F401  (fixture)
@@ -33,6 +35,9 @@ from mlops_assets_tests.test_evaluation_assets import Setup, _evaluate, _registe
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVED_DAY = date(2013, 2, 14)  # the last day whose features the session's online store holds
 START_TIMEOUT_S = 120
+ROLLBACK_BUDGET_S = 60.0  # issue 13: a rollback is served within a minute of the command's return
+SETTLE_S = 2.0  # how long the previous version must keep answering before the load stops
+LOAD_CLIENTS = 4
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class Served:
     url: str
     champion_version: str
     flights: list[dict[str, Any]]
+    env: dict[str, str]  # the server's environment: the CLI run against it must see the same registry
 
 
 def _free_port() -> int:
@@ -68,6 +74,8 @@ def served(setup: Setup, feature_lake: Warehouse, dagster_instance: object) -> I
         "MLOPS_REGISTERED_MODEL": setup.tracking.registered_model_name,
         "BENTOML_HOME": str(setup.tmp / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "true",
+        # A promotion or rollback reaches the server within a second: the rollback test measures the swap itself.
+        "MLOPS_SERVING_POLL_SECONDS": "1",
     }
     log = (setup.tmp / "bentoml.log").open("w")
     command = [
@@ -95,7 +103,7 @@ def served(setup: Setup, feature_lake: Warehouse, dagster_instance: object) -> I
                 pass
             assert time.monotonic() < deadline, (setup.tmp / "bentoml.log").read_text()[-3000:]
             time.sleep(0.5)
-        yield Served(url, version, _day_flights(feature_lake.lake_root, SERVED_DAY, 20))
+        yield Served(url, version, _day_flights(feature_lake.lake_root, SERVED_DAY, 20), env)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -184,3 +192,103 @@ def test_an_unknown_tail_and_route_get_a_flagged_default_answer(served: Served) 
     assert answer["defaulted"] is True
     assert {"tailnum", "route", "dest"} <= set(answer["unknown_entities"])
     assert answer["feature_age_seconds"]["plane_attributes"] is None
+
+
+@dataclass(frozen=True)
+class Answer:
+    received_at: float  # time.monotonic() when the answer (or the transport error) arrived
+    status: int  # -1: no HTTP answer at all
+    model_version: str | None
+    detail: str
+
+
+def _wait_for_version(served: Served, version: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = _post(served, "/predict", {"flight": served.flights[0]})
+        if answer.status_code == 200 and answer.json()["model_version"] == version:
+            return
+        assert time.monotonic() < deadline, f"the server never answered with version {version}: {answer.text[:500]}"
+        time.sleep(0.2)
+
+
+def _send_until(served: Served, flight: dict[str, Any], stop: threading.Event, answers: list[Answer]) -> None:
+    with httpx.Client(base_url=served.url, timeout=30) as http:
+        while not stop.is_set():
+            try:
+                response = http.post("/predict", json={"flight": flight})
+            except httpx.HTTPError as exc:  # a refused or dropped connection is a failed request too
+                answers.append(Answer(time.monotonic(), -1, None, repr(exc)))
+                continue
+            ok = response.status_code == 200
+            version = response.json()["model_version"] if ok else None
+            answers.append(Answer(time.monotonic(), response.status_code, version, "" if ok else response.text[:300]))
+
+
+def test_rollback_under_load_is_served_within_a_minute_without_a_failed_request(
+    served: Served,
+    setup: Setup,  # noqa: F811
+) -> None:
+    # Last in the module: it ends with the first champion restored, as the tests above expect it.
+    client = setup.tracking.client()
+    name = setup.tracking.registered_model_name
+    # A second champion, so the first becomes previous_champion (the gate itself is tested in test_evaluation_assets).
+    began = time.monotonic()
+    second = _register(setup, setup.train, rounds=20)
+    promote(client, name, second, reason="test: hot swap")
+    promoted = time.monotonic()
+    _wait_for_version(served, second)
+    swapped_in = time.monotonic()
+
+    answers: list[Answer] = []  # list.append is atomic: the client threads share it without a lock
+    stop = threading.Event()
+    clients = [
+        threading.Thread(target=_send_until, args=(served, served.flights[i], stop, answers), daemon=True)
+        for i in range(LOAD_CLIENTS)
+    ]
+    for thread in clients:
+        thread.start()
+    try:
+        time.sleep(2.0)  # the load first runs against the second champion
+        invoked = time.monotonic()
+        command = subprocess.run(
+            [str(Path(sys.executable).parent / "mlops-assets"), "rollback", "--reason", "test"],
+            env=served.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        returned = time.monotonic()
+        assert command.returncode == 0, command.stderr
+        # The load goes on until the previous version has answered for SETTLE_S, bounded by the budget.
+        deadline = returned + ROLLBACK_BUDGET_S + SETTLE_S
+        while time.monotonic() < deadline:
+            back = [a.received_at for a in list(answers) if a.received_at > returned and a.model_version != second]
+            if back and time.monotonic() - back[0] >= SETTLE_S:
+                break
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(35)
+
+    failed = [a for a in answers if a.status != 200]
+    assert not failed, f"{len(failed)} of {len(answers)} requests failed, e.g. {failed[:3]}"
+    assert any(a.model_version == second and a.received_at < returned for a in answers)
+    # Every answer after the last one of the demoted version carries the previous one; the time from the command's
+    # return to that last answer is the rollback's time to serve (0 when the swap was already done by then).
+    last_demoted = max(a.received_at for a in answers if a.model_version == second)
+    after = [a for a in answers if a.received_at > last_demoted]
+    assert after and {a.model_version for a in after} == {served.champion_version}
+    rollback_s = max(0.0, last_demoted - returned)
+    print(
+        f"\nrollback v{second} -> v{served.champion_version}: every answer carried v{served.champion_version} "
+        f"{rollback_s:.2f} s after `mlops-assets rollback` returned (last v{second} answer at "
+        f"{last_demoted - invoked:+.2f} s from the command's start, which took {returned - invoked:.2f} s; "
+        f"{len(answers)} requests from {LOAD_CLIENTS} clients, none failed, {len(after)} after the swap; "
+        f"register {promoted - began:.1f} s, promotion served {swapped_in - promoted:.2f} s after it)"
+    )
+    assert rollback_s <= ROLLBACK_BUDGET_S
+    status = _post(served, "/status", {}).json()
+    assert status["model_version"] == served.champion_version and status["threshold_source"] == "evaluation_report"
+    assert status["swaps"] >= 2 and status["last_poll_error"] is None and status["last_poll_at"] is not None

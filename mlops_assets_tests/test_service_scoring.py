@@ -1,9 +1,20 @@
 """The serving logic without BentoML, the store or MLflow: request validation, the point-in-time rules applied to
-online values, unknown-entity flags, row order and the threshold fallback."""
+online values, unknown-entity flags, row order and the threshold fallback.
+
+Then the hot swap in-process: the real :class:`ServingRuntime` over a real MLflow sqlite store of this module (small
+real LightGBM versions, registered and promoted as the pipeline does) and the session's real online store and lake,
+its watcher polling the champion alias every POLL_SECONDS."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +22,11 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from mlops_assets.lib.training import MODEL_FEATURE_COLUMNS, CategoryVocabulary
+from mlops_assets.defs.training.resources import MlflowTracking
+from mlops_assets.lib.model_registry import promote, rollback
+from mlops_assets.lib.point_in_time import build_training_frame
+from mlops_assets.lib.training import MODEL_FEATURE_COLUMNS, CategoryVocabulary, model_data
+from mlops_assets.service.runtime import ServingRuntime
 from mlops_assets.service.scoring import (
     DEFAULT_THRESHOLD,
     SERVING_VIEWS,
@@ -24,6 +39,9 @@ from mlops_assets.service.scoring import (
     report_threshold,
     request_frame,
 )
+from mlops_assets.settings import load_settings
+from mlops_assets_tests.conftest import FEATURES_END, FEATURES_START, Warehouse
+from mlops_assets_tests.test_evaluation_assets import Setup, _register, _subset
 
 REFERENCE = RouteReference(distance={"EWR-IAH": 1400.0}, dest={"IAH": (29.98, -95.34, 97)})
 VOCABULARY = CategoryVocabulary(
@@ -164,3 +182,143 @@ def test_route_reference_from_rows() -> None:
     )  # fmt: skip
     reference = RouteReference.from_frame(rows)
     assert reference.distance == {"EWR-IAH": 1400.0} and reference.dest == {"IAH": (29.9, -95.3, 97)}
+
+
+# --- Hot swap (ServingRuntime's alias watcher) --------------------------------------------------------------------
+
+POLL_SECONDS = 0.2
+WAIT_TIMEOUT_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def registry(feature_lake: Warehouse, tmp_path_factory: pytest.TempPathFactory) -> Setup:
+    """This module's own MLflow store and the session's training features; each test registers its versions."""
+    tmp = tmp_path_factory.mktemp("hot_swap")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    tracking = MlflowTracking(tracking_uri=uri, registry_uri=uri, artifact_root=str(tmp / "artifacts"))
+    frame = build_training_frame(str(feature_lake.lake_root), FEATURES_START, FEATURES_END)
+    vocabulary = CategoryVocabulary.fit(frame)
+    data = model_data(frame, vocabulary)
+    # The tests need distinct real versions, not good models: a few thousand rows keep each registration fast.
+    return Setup(tracking, {}, _subset(data, np.arange(min(data.rows, 3000))), vocabulary, tmp)
+
+
+def _runtime(registry: Setup) -> ServingRuntime:
+    # The settings are resolved from an explicit mapping: the process environment is read, never written.
+    env = {
+        **os.environ,
+        "MLOPS_MLFLOW_TRACKING_URI": registry.tracking.tracking_uri,
+        "MLOPS_MLFLOW_REGISTRY_URI": registry.tracking.registry_uri,
+        "MLOPS_REGISTERED_MODEL": registry.tracking.registered_model_name,
+        "MLOPS_SERVING_POLL_SECONDS": str(POLL_SECONDS),
+    }
+    return ServingRuntime(load_settings(env))
+
+
+def _promote(registry: Setup, rounds: int) -> str:
+    version = _register(registry, registry.train, rounds=rounds)
+    promote(registry.tracking.client(), registry.tracking.registered_model_name, version, reason="test")
+    return version
+
+
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_TIMEOUT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {WAIT_TIMEOUT_S} s waiting for {what}"
+        time.sleep(0.05)
+
+
+def _one_request() -> list[FlightRequest]:
+    return [FlightRequest.model_validate(_request())]
+
+
+def test_the_watcher_swaps_to_a_promoted_version_while_requests_keep_succeeding(registry: Setup) -> None:
+    first = _promote(registry, rounds=5)
+    runtime = _runtime(registry)
+    runtime.load()
+    assert runtime.ready, runtime.load_error
+    assert runtime.predict(_one_request())[0].model_version == first
+
+    seen: list[str] = []
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def score() -> None:
+        while not done.is_set():
+            try:
+                seen.append(runtime.predict(_one_request())[0].model_version)
+            except Exception as exc:  # any failure of a request during the swap is what this test looks for
+                failures.append(exc)
+            time.sleep(0.002)  # leave the second core to the watcher's model load
+
+    client = threading.Thread(target=score, daemon=True)
+    runtime.start_watching()
+    client.start()
+    try:
+        second = _promote(registry, rounds=10)
+        _wait_for(lambda: runtime.readiness()["model_version"] == second, "the swap")
+        _wait_for(lambda: seen[-1:] == [second], "an answer of the new version")
+    finally:
+        done.set()
+        client.join(10)
+        runtime.stop()
+    assert not failures, failures[:3]
+    assert seen[0] == first and seen[-1] == second
+    # Once an answer carries the new version, no later one carries the old: the swap is one switch.
+    switch = seen.index(second)
+    assert set(seen[:switch]) == {first} and set(seen[switch:]) == {second}
+    status = runtime.readiness()
+    assert status["swaps"] == 1 and status["last_poll_error"] is None and status["last_poll_at"] is not None
+    assert status["threshold_source"] == "default"  # the new version's own threshold (it has no report)
+    assert not runtime.watching
+
+
+def test_a_failed_load_keeps_the_current_model_and_reports_the_error(registry: Setup) -> None:
+    good = _promote(registry, rounds=5)
+    runtime = _runtime(registry)
+    runtime.load()
+    assert runtime.ready, runtime.load_error
+    client = registry.tracking.client()
+    name = registry.tracking.registered_model_name
+    broken = _register(registry, registry.train, rounds=5)
+    # The registry still names the version, but its run's artefacts (booster, vocabulary) are gone.
+    artifacts = client.get_run(client.get_model_version(name, broken).run_id).info.artifact_uri
+    shutil.rmtree(Path(artifacts.removeprefix("file://")))
+    promote(client, name, broken, reason="test")
+    runtime.start_watching()
+    try:
+        _wait_for(lambda: runtime.last_poll_error is not None, "the failed load to be reported")
+        assert runtime.predict(_one_request())[0].model_version == good
+        status = runtime.readiness()
+        assert status["ready"] and status["error"] is None
+        assert status["model_version"] == good and status["swaps"] == 0
+        assert f"version {broken}:" in status["last_poll_error"]
+
+        # Rolling back to the served version clears the error at the next poll, without a swap.
+        rollback(client, name, reason="test")
+        _wait_for(lambda: runtime.last_poll_error is None, "the error to clear after the rollback")
+        assert runtime.readiness()["model_version"] == good and runtime.swaps == 0
+    finally:
+        runtime.stop()
+
+
+def test_a_runtime_started_before_any_champion_becomes_ready_once_one_is_promoted(registry: Setup) -> None:
+    # A registered model no version was ever promoted in: the service's state before the first champion.
+    tracking = MlflowTracking(
+        tracking_uri=registry.tracking.tracking_uri,
+        registry_uri=registry.tracking.registry_uri,
+        artifact_root=registry.tracking.artifact_root,
+        registered_model_name="flight_delay_late",
+    )
+    late = dataclasses.replace(registry, tracking=tracking)
+    runtime = _runtime(late)
+    runtime.load()
+    assert not runtime.ready and "champion" in (runtime.load_error or "")
+    runtime.start_watching()
+    try:
+        version = _promote(late, rounds=5)
+        _wait_for(lambda: runtime.ready, "the first champion to be loaded")
+        assert runtime.predict(_one_request())[0].model_version == version
+        assert runtime.readiness()["error"] is None and runtime.swaps == 0
+    finally:
+        runtime.stop()

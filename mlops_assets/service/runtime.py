@@ -3,6 +3,12 @@
 Plain Python (no BentoML) so tests and benchmarks can drive it directly; :mod:`mlops_assets.service.service` wraps it.
 Everything it reads is located by :mod:`mlops_assets.settings`. MLflow is reached through an ``MlflowClient`` bound
 to the settings' URIs, never through MLflow's process-wide tracking URI.
+
+Hot swap: :meth:`ServingRuntime.start_watching` starts a daemon thread that re-reads the alias every
+``MLOPS_SERVING_POLL_SECONDS``. When it points at another version, that version (booster, vocabulary, calibrator and
+threshold) is loaded completely and only then published by one reference assignment; a failed load keeps the current
+champion and is reported by :meth:`ServingRuntime.readiness`. A promotion or a rollback thus reaches serving without a
+restart and without a failed request.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +42,7 @@ from mlops_assets.service.scoring import (
 from mlops_assets.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
     from mlops_assets.lib.online import OnlineFeatureReader
@@ -119,8 +127,18 @@ def _wall_clock(stamp: Any) -> datetime | None:
     return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _iso(stamp: float | None) -> str | None:
+    return datetime.fromtimestamp(stamp, tz=UTC).isoformat(timespec="seconds") if stamp is not None else None
+
+
 @dataclass(frozen=True)
 class Champion:
+    """Everything one answer needs from the model side, published as a unit: the threshold swaps with its model."""
+
     model: LoadedModel
     threshold: float
     threshold_source: str
@@ -141,7 +159,8 @@ def _read_report(client: MlflowClient, run_id: str, week: str | None) -> dict[st
 
 
 class ServingRuntime:
-    """Loads on :meth:`load` (BentoML calls it once per worker); :meth:`predict` is thread-safe."""
+    """Loads on :meth:`load` (BentoML calls it once per worker) and, after :meth:`start_watching`, follows its alias
+    until :meth:`stop`; :meth:`predict` is thread-safe and scores each call with one champion from start to end."""
 
     def __init__(self, settings: Settings | None = None, alias: str = CHAMPION) -> None:
         self.settings = settings or load_settings()
@@ -150,6 +169,16 @@ class ServingRuntime:
         self._features: OnlineFeatures | None = None
         self._reference: RouteReference | None = None
         self.load_error: str | None = None
+        # The watcher's record, reported by readiness(): when it last looked, what went wrong then, how many swaps.
+        self.last_poll_at: float | None = None
+        self.last_poll_error: str | None = None
+        self.swaps = 0
+        # load() and poll() may run on different threads; serialised, a slow load can never publish an older version
+        # after a newer one.
+        self._load_lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._poll_client: MlflowClient | None = None
 
     def client(self) -> MlflowClient:
         from mlflow.tracking import MlflowClient
@@ -160,23 +189,96 @@ class ServingRuntime:
 
     def load(self) -> None:
         """Load everything; a failure is kept (readiness reports it) rather than raised, so health stays up."""
-        try:
-            self._champion = self._load_champion()
-            self._features = self._load_features()
-            self._reference = RouteReference.from_lake(self.settings.lake_root)
-            self.load_error = None
-        except Exception as exc:  # readiness must report any load failure, whatever its type
-            self.load_error = f"{type(exc).__name__}: {exc}"
+        with self._load_lock:
+            try:
+                self._champion = self._load_champion()
+                self._features = self._load_features()
+                self._reference = RouteReference.from_lake(self.settings.lake_root)
+                self.load_error = None
+            except Exception as exc:  # readiness must report any load failure, whatever its type
+                self.load_error = _describe(exc)
 
-    def _load_champion(self) -> Champion:
-        client = self.client()
+    def _alias_target(self, client: MlflowClient) -> ModelVersion:
         name = self.settings.registered_model_name
         version = alias_version(client, name, self.alias)
         if version is None:
             raise NotReadyError(f"registered model {name!r} has no {self.alias!r} alias; promote a model first")
+        return version
+
+    def _load_champion(self, client: MlflowClient | None = None, version: ModelVersion | None = None) -> Champion:
+        client = client or self.client()
+        version = version or self._alias_target(client)
         model = load_version(client, version)
         threshold, source = report_threshold(_read_report(client, model.run_id, model.partition))
         return Champion(model, threshold, source, time.time())
+
+    def poll(self) -> bool:
+        """Check the alias once and swap in its version if it moved; True when the champion changed. Never raises:
+        a failure keeps whatever is loaded and is recorded for readiness (the next poll retries)."""
+        with self._load_lock:
+            target: str | None = None
+            try:
+                # One client for every poll: building one per poll would open the registry store each time.
+                client = self._poll_client = self._poll_client or self.client()
+                version = self._alias_target(client)
+                target = str(version.version)
+                current = self._champion
+                swapped = False
+                if current is None or current.model.version != str(version.version):
+                    # Fully loaded (booster, vocabulary, calibrator, threshold) before anything is published: requests
+                    # keep scoring with the current champion meanwhile, and a failure here leaves it in place.
+                    candidate = self._load_champion(client, version)
+                    # One reference assignment (atomic under the GIL): predict reads self._champion once per call,
+                    # so a request sees the old champion or the new one, never a mix.
+                    self._champion = candidate
+                    swapped = True
+                    if current is not None:
+                        self.swaps += 1
+                # A service started before any champion (or whose store failed) becomes ready by polling.
+                if self._features is None:
+                    self._features = self._load_features()
+                if self._reference is None:
+                    self._reference = RouteReference.from_lake(self.settings.lake_root)
+                self.last_poll_error = None
+                self.load_error = None
+                return swapped
+            except Exception as exc:  # any failure must keep the current champion and be reported, whatever its type
+                # Name the version it tried: the alias may have moved again by the time someone reads /status.
+                self.last_poll_error = (
+                    f"{self.alias} -> version {target}: {_describe(exc)}" if target else _describe(exc)
+                )
+                if not self.ready:
+                    # Keep the not-ready reason current: predict's 503 and readiness quote it.
+                    self.load_error = self.last_poll_error
+                return False
+            finally:
+                self.last_poll_at = time.time()
+
+    def start_watching(self) -> None:
+        """Start the daemon thread that calls :meth:`poll` every ``serving_poll_seconds`` (no-op if it runs)."""
+        if self.watching:
+            return
+        # A fresh event per thread: a previous thread still finishing its last poll after stop() keeps its own, set.
+        self._stop_event = threading.Event()
+        self._watcher = threading.Thread(
+            target=self._watch, args=(self._stop_event,), name=f"serving-watch-{self.alias}", daemon=True
+        )
+        self._watcher.start()
+
+    def _watch(self, stop: threading.Event) -> None:
+        while not stop.wait(self.settings.serving_poll_seconds):
+            self.poll()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the watcher; waits for a poll in progress (a model load) up to ``timeout`` seconds."""
+        self._stop_event.set()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(timeout)
+
+    @property
+    def watching(self) -> bool:
+        return self._watcher is not None and self._watcher.is_alive()
 
     def _load_features(self) -> OnlineFeatures:
         from mlops_assets.defs.features.resources import FeatureStoreResource
@@ -200,12 +302,19 @@ class ServingRuntime:
             "threshold": champion.threshold if champion else None,
             "threshold_source": champion.threshold_source if champion else None,
             "known_routes": len(self._reference.distance) if self._reference else 0,
+            "loaded_at": _iso(champion.loaded_at) if champion else None,
+            "watching": self.watching,
+            "poll_seconds": self.settings.serving_poll_seconds,
+            "last_poll_at": _iso(self.last_poll_at),
+            "last_poll_error": self.last_poll_error,
+            "swaps": self.swaps,
         }
 
     def predict(self, requests: Sequence[FlightRequest]) -> list[Prediction]:
         if not self.ready:
             raise NotReadyError(self.load_error or "the service has not loaded its model yet")
         assert self._champion is not None and self._features is not None and self._reference is not None
+        # Read once: a swap during this call does not change the model, threshold or version this answer reports.
         champion = self._champion
         frame = request_frame(requests, self._reference, self.settings.prediction_lead_minutes)
         online = self._features.fetch(entity_rows(frame))
