@@ -14,15 +14,23 @@ from pathlib import Path
 
 import dagster as dg
 import numpy as np
+import polars as pl
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
 from mlops_assets.defs.common import SETTINGS
-from mlops_assets.defs.monitoring.assets import CHAMPION_SCORE, DRIFT_PROFILE_KEY, drift_profile
+from mlops_assets.defs.monitoring.assets import (
+    CHAMPION_SCORE,
+    DRIFT_PROFILE_KEY,
+    PREVIOUS_SCORE,
+    drift_profile,
+    read_day_scores,
+)
 from mlops_assets.defs.resources import build_resources
 from mlops_assets.defs.training.resources import MlflowTracking
 from mlops_assets.lib import drift
 from mlops_assets.lib.boosting import refit, training_params
+from mlops_assets.lib.feature_contract import LABEL_COLUMN
 from mlops_assets.lib.model_artifacts import load_version
 from mlops_assets.lib.model_registry import CHAMPION, alias_version, promote
 from mlops_assets.lib.point_in_time import build_training_frame
@@ -56,11 +64,15 @@ def setup(feature_lake: Warehouse, dagster_instance: object, tmp_path_factory: p
     return Setup(tracking, {**build_resources(SETTINGS), "mlflow_tracking": tracking}, str(feature_lake.lake_root))
 
 
-def _register_champion(setup: Setup) -> str:
+def _register_champion(setup: Setup, *, shuffle_labels: bool = False, promote_it: bool = True) -> str:
+    """Register a model of the conftest window (and promote it unless told not to). ``shuffle_labels`` trains it on
+    permuted labels: a real model of the same features and rows, with no skill (the rollback tests' bad champion)."""
     week = date.fromisoformat(TRAINING_PARTITION)
     windows = training_windows(week, date(2013, 2, 18), SETTINGS.train_days, SETTINGS.valid_days, 7)
     assert (windows.train_start, windows.valid_end) == (FEATURES_START, FEATURES_END)
     frame = build_training_frame(setup.lake_root, windows.train_start, windows.train_end)
+    if shuffle_labels:
+        frame = frame.with_columns(pl.col(LABEL_COLUMN).shuffle(seed=7))
     vocabulary = CategoryVocabulary.fit(frame)
     data = model_data(frame, vocabulary)
     booster = refit(training_params({"num_leaves": 15, "learning_rate": 0.08}, num_threads=2), data, 80)
@@ -73,7 +85,8 @@ def _register_champion(setup: Setup) -> str:
         version = setup.tracking.register_lightgbm(
             run, booster, input_example(data).to_pandas(), tags, alias="challenger"
         )
-    promote(setup.tracking.client(), setup.tracking.registered_model_name, version, "test")
+    if promote_it:
+        promote(setup.tracking.client(), setup.tracking.registered_model_name, version, "test")
     return version
 
 
@@ -147,6 +160,21 @@ def test_drift_is_measured_against_the_champions_training_reference(setup: Setup
     baseline = json.loads((reference_dir / "baseline.json").read_text())
     assert baseline["days"] == 28 and 0.0 < baseline["median"] <= baseline["p90"] < 1.0
     assert metadata["drift_excess"].value == pytest.approx(score - baseline["p90"])  # type: ignore[index]
+
+
+def test_the_days_labels_and_scores_are_kept_for_paired_comparisons(setup: Setup, flow: dict[str, object]) -> None:
+    metadata = flow["day1"]
+    scores = read_day_scores(setup.lake_root, DAYS[1])
+    assert scores is not None and scores.champion == flow["version"]
+    # One champion, nothing to roll back to: the previous champion's column is empty and no figure is claimed.
+    assert scores.previous_champion is None and scores.challenger is None
+    assert scores.frame.height == metadata["rows"].value  # type: ignore[index]
+    assert scores.frame.get_column(PREVIOUS_SCORE).null_count() == scores.frame.height
+    y, p, _ = scores.pair(PREVIOUS_SCORE)
+    assert roc_auc_score(y, p) == pytest.approx(metadata["roc_auc"].value, abs=1e-9)  # type: ignore[index]
+    assert "previous_champion_roc_auc" not in metadata and "ab_days" not in metadata  # type: ignore[operator]
+    summary = json.loads(_uri(setup, DAYS[1], "drift.json").read_text())
+    assert summary["previous_champion"] is None and summary["online_ab"] is None
 
 
 def test_a_rerun_replaces_the_partition(setup: Setup, flow: dict[str, object], dagster_instance: object) -> None:

@@ -10,19 +10,27 @@ Per day D (the rows of D's validated features, with the point-in-time features t
   not profiled yet is profiled from the lake), and for the scores the champion's scores on its validation week,
   rows it did not train on;
 - the champion's AUC, log loss, Brier and ECE on the day, their decay against its evaluation report's holdout, and
-  the shadow challenger's figures on the same rows.
+  the shadow challenger's figures on the same rows;
+- the day's labels and every model's scores on the same rows (champion, ``previous_champion`` when it is another
+  version, shadow challenger) in ``scores.parquet``, its versions in the file's metadata: the paired comparisons read
+  them back, the online A/B (challenger - champion, a paired CI over the days of the current pair so far, recorded
+  on the day) and the rollback sensor (champion - previous champion over the days since the promotion).
 
 Numeric metadata (drift score, AUC, decay, rows) is what the UI plots over days and what the drift sensor reads.
 With no champion yet, the features are profiled and the rest is recorded as absent. Automation runs it once the day's
 features exist and their blocking data-quality checks passed: bad data alerts and blocks, it never reaches drift.
 """
 
+import io
 import json
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+import numpy as np
 import polars as pl
 
 from mlops_assets.defs.common import DAILY_AUTOMATION, DAILY_FRESHNESS, DAILY_TAG, LakeResource, daily_partitions
@@ -34,7 +42,7 @@ from mlops_assets.lib import drift, live_performance
 from mlops_assets.lib.feature_contract import LABEL_COLUMN, PARTITION_COLUMN
 from mlops_assets.lib.io import read_bytes, write_bytes_atomic
 from mlops_assets.lib.model_artifacts import LoadedModel, load_version
-from mlops_assets.lib.model_registry import CHALLENGER, CHAMPION, alias_version
+from mlops_assets.lib.model_registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, alias_version
 from mlops_assets.lib.point_in_time import build_training_frame
 from mlops_assets.lib.training import MODEL_FEATURE_COLUMNS
 
@@ -46,13 +54,24 @@ MONITORING_GROUP = "monitoring"
 DRIFT_PROFILE_KEY = dg.AssetKey("drift_profile")
 CHAMPION_SCORE = "score_champion"
 CHALLENGER_SCORE = "score_challenger"
-CODE_VERSION = "drift_profile-v1"
-# Metadata keys the drift sensor reads.
+PREVIOUS_SCORE = "score_previous_champion"
+SCORES_FILE = "scores.parquet"
+# v2: scores.parquet (labels and every model's scores per day) and the previous champion's and A/B figures.
+CODE_VERSION = "drift_profile-v2"
+# Metadata keys the drift and rollback sensors read.
 DRIFT_SCORE = "drift_score"
 DRIFT_EXCESS = "drift_excess"
 AUC_DECAY = "auc_decay"
 ROWS = "rows"
+CHAMPION_VERSION = "champion_version"
+PREVIOUS_VERSION = "previous_champion_version"
+PREVIOUS_AUC = "previous_champion_roc_auc"
+AB_DELTA, AB_LOW, AB_HIGH, AB_DAYS = "ab_auc_delta", "ab_ci_low", "ab_ci_high", "ab_days"
 TOP_DRIFTING = 8
+# How far back (data time) a paired comparison looks for days of the same pair of versions. A pair lives at most
+# until the next weekly candidate or scheduled model (4 weeks by default), so four weeks hold all its days while
+# bounding what one day reads.
+PAIRED_LOOKBACK_DAYS = 28
 
 DRIFT_AUTOMATION = (DAILY_AUTOMATION & dg.AutomationCondition.all_deps_blocking_checks_passed()).with_label(
     "daily data arrival, data-quality checks passed"
@@ -65,6 +84,72 @@ def _day_uri(lake_root: str, day: date, name: str) -> str:
 
 def _reference_uri(lake_root: str, model: LoadedModel, name: str) -> str:
     return f"{lake_root.rstrip('/')}/monitoring/reference/{model.name}-v{model.version}/{name}"
+
+
+@dataclass(frozen=True)
+class DayScores:
+    """One profiled day's labels and scores, the models' rows aligned (``live_performance.score``'s row order)."""
+
+    day: date
+    champion: str
+    previous_champion: str | None
+    challenger: str | None
+    frame: pl.DataFrame
+    """LABEL_COLUMN, CHAMPION_SCORE, PREVIOUS_SCORE and CHALLENGER_SCORE (null where that model was absent)."""
+
+    def pair(self, other: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(labels, champion scores, ``other`` column's scores): one day of a paired comparison."""
+        return (
+            self.frame.get_column(LABEL_COLUMN).to_numpy(),
+            self.frame.get_column(CHAMPION_SCORE).to_numpy(),
+            self.frame.get_column(other).to_numpy(),
+        )
+
+
+def _write_day_scores(lake_root: str, scores: DayScores) -> None:
+    # The versions travel in the file's own metadata, so a reader never pairs one run's scores with another run's
+    # drift.json (two files cannot be replaced at once).
+    buffer = io.BytesIO()
+    versions = {
+        "day": scores.day.isoformat(),
+        CHAMPION: scores.champion,
+        PREVIOUS_CHAMPION: scores.previous_champion or "",
+        CHALLENGER: scores.challenger or "",
+    }
+    scores.frame.write_parquet(buffer, compression="zstd", metadata=versions)
+    write_bytes_atomic(_day_uri(lake_root, scores.day, SCORES_FILE), buffer.getvalue())
+
+
+def read_day_scores(lake_root: str, day: date) -> DayScores | None:
+    """The day's persisted labels and scores; None when the day was not profiled with a champion (or before v2)."""
+    try:
+        payload = read_bytes(_day_uri(lake_root, day, SCORES_FILE))
+    except FileNotFoundError:
+        return None
+    versions = pl.read_parquet_metadata(io.BytesIO(payload))
+    return DayScores(
+        day=day,
+        champion=versions[CHAMPION],
+        previous_champion=versions.get(PREVIOUS_CHAMPION) or None,
+        challenger=versions.get(CHALLENGER) or None,
+        frame=pl.read_parquet(io.BytesIO(payload)),
+    )
+
+
+def persisted_days(
+    lake_root: str, days: Iterable[date], cache: dict[date, DayScores | None] | None = None
+) -> list[DayScores]:
+    """The persisted scores of those of ``days`` that have them, oldest first; ``cache`` saves a range run from
+    reading a day again for each later day."""
+    cache = {} if cache is None else cache
+    found = []
+    for day in sorted(days):
+        if day not in cache:
+            cache[day] = read_day_scores(lake_root, day)
+        scores = cache[day]
+        if scores is not None:
+            found.append(scores)
+    return found
 
 
 def _read_profile(uri: str) -> "DatasetProfileView | None":
@@ -160,13 +245,54 @@ def _float(value: float | None) -> dg.MetadataValue | None:
     return dg.FloatMetadataValue(float(value)) if value is not None else None
 
 
+def _aligned_scores(
+    context: dg.AssetExecutionContext, model: LoadedModel | None, frame: pl.DataFrame, y: np.ndarray
+) -> np.ndarray | None:
+    """``model``'s scores on the champion's rows; None without the model. ``score`` orders rows by timestamp and
+    key whatever the vocabulary, so the labels match; checked all the same, since a paired comparison of
+    misaligned rows would be silently wrong."""
+    if model is None:
+        return None
+    y_model, p = live_performance.score(model, frame)
+    if not np.array_equal(y_model, y):
+        context.log.warning(f"v{model.version}'s rows do not align with the champion's; its scores are not kept")
+        return None
+    return p
+
+
+def _scores_column(p: np.ndarray | None, rows: int) -> pl.Series:
+    return pl.Series(p if p is not None else [None] * rows, dtype=pl.Float64)
+
+
+def _online_ab(
+    lake_root: str,
+    day: date,
+    champion: LoadedModel,
+    challenger: LoadedModel | None,
+    persisted: dict[date, DayScores | None],
+) -> dict[str, float] | None:
+    """Challenger - champion mean daily AUC with its paired CI over the days so far (data time: ``day`` and the
+    ones before it) that scored this same pair of versions."""
+    if challenger is None:
+        return None
+    window = [day - timedelta(days=offset) for offset in range(PAIRED_LOOKBACK_DAYS)]
+    days = [
+        scores.pair(CHALLENGER_SCORE)
+        for scores in persisted_days(lake_root, window, persisted)
+        if scores.champion == champion.version and scores.challenger == challenger.version
+    ]
+    return live_performance.paired_auc_difference(days)
+
+
 def _profile_day(
     context: dg.AssetExecutionContext,
     lake_root: str,
     day: date,
     champion: LoadedModel | None,
     challenger: LoadedModel | None,
+    previous: LoadedModel | None,
     mlflow_tracking: MlflowTracking,
+    persisted: dict[date, DayScores | None],
 ) -> dict[str, Any]:
     """Profile one day, write its files, and return its metadata."""
     frame = build_training_frame(lake_root, day, day)
@@ -186,11 +312,31 @@ def _profile_day(
     reference_features, reference_scores, day_baseline = _reference(context, lake_root, champion)
     y, p_champion = live_performance.score(champion, frame)
     scores: dict[str, Any] = {CHAMPION_SCORE: p_champion, LABEL_COLUMN: y}
-    p_challenger = live_performance.score(challenger, frame)[1] if challenger is not None else None
+    p_challenger = _aligned_scores(context, challenger, frame, y)
     if p_challenger is not None:
         scores[CHALLENGER_SCORE] = p_challenger
     score_view = drift.profile(pl.DataFrame(scores))
     write_bytes_atomic(_day_uri(lake_root, day, "scores.bin"), drift.serialize(score_view))
+    p_previous = _aligned_scores(context, previous, frame, y)
+    day_scores = DayScores(
+        day=day,
+        champion=champion.version,
+        previous_champion=previous.version if previous is not None and p_previous is not None else None,
+        challenger=challenger.version if challenger is not None and p_challenger is not None else None,
+        frame=pl.DataFrame(
+            {
+                LABEL_COLUMN: pl.Series(y, dtype=pl.Float64),
+                CHAMPION_SCORE: _scores_column(p_champion, len(y)),
+                PREVIOUS_SCORE: _scores_column(p_previous, len(y)),
+                CHALLENGER_SCORE: _scores_column(p_challenger, len(y)),
+            }
+        ),
+    )
+    _write_day_scores(lake_root, day_scores)
+    persisted[day] = day_scores
+    if p_challenger is None:
+        # A challenger whose rows did not align has no figure on this day: not in the shadow figures nor the A/B.
+        challenger = None
 
     started = time.perf_counter()
     score, columns, weights = drift.day_score(
@@ -204,10 +350,13 @@ def _profile_day(
     holdout = _holdout_figures(context, mlflow_tracking, champion)
     decay = live_performance.relative_decay(holdout.get("roc_auc"), live["roc_auc"])
     shadow = live_performance.day_metrics(y, p_challenger) if p_challenger is not None else None
+    previous_live = live_performance.day_metrics(y, p_previous) if p_previous is not None else None
+    ab = _online_ab(lake_root, day, champion, challenger, persisted)
 
     summary.update(
         champion=champion.version,
-        challenger=challenger.version if challenger is not None else None,
+        challenger=day_scores.challenger,
+        previous_champion=day_scores.previous_champion,
         drift_score=score,
         drift_excess=excess,
         baseline=vars(day_baseline),
@@ -217,6 +366,8 @@ def _profile_day(
         holdout=holdout,
         auc_decay=decay,
         shadow=shadow,
+        previous_live=previous_live,
+        online_ab=ab,
     )
     write_bytes_atomic(_day_uri(lake_root, day, "drift.json"), json.dumps(summary, indent=2, default=float).encode())
     worst = max(columns.values(), key=lambda c: weights.get(c.column, 0.0) * c.js)
@@ -225,6 +376,13 @@ def _profile_day(
         f"{worst.js:.3f}), champion v{champion.version} AUC "
         f"{live['roc_auc']:.4f} vs holdout {holdout.get('roc_auc', float('nan')):.4f}"
         + (f", shadow v{challenger.version} AUC {shadow['roc_auc']:.4f}" if shadow and challenger else "")
+        + (f", previous v{day_scores.previous_champion} AUC {previous_live['roc_auc']:.4f}" if previous_live else "")
+        + (
+            f"; A/B challenger - champion {ab['estimate']:+.4f} [{ab['low']:+.4f}, {ab['high']:+.4f}] over "
+            f"{ab['days']:.0f} days"
+            if ab
+            else ""
+        )
     )
     optional = {
         AUC_DECAY: _float(decay),
@@ -232,6 +390,12 @@ def _profile_day(
         "shadow_log_loss": _float(shadow["log_loss"]) if shadow else None,
         "challenger_version": challenger.version if challenger is not None else None,
         "holdout_roc_auc": _float(holdout.get("roc_auc")),
+        PREVIOUS_VERSION: day_scores.previous_champion,
+        PREVIOUS_AUC: _float(previous_live["roc_auc"]) if previous_live else None,
+        AB_DELTA: _float(ab["estimate"]) if ab else None,
+        AB_LOW: _float(ab["low"]) if ab else None,
+        AB_HIGH: _float(ab["high"]) if ab else None,
+        AB_DAYS: int(ab["days"]) if ab else None,
     }
     return {
         **metadata,
@@ -243,7 +407,7 @@ def _profile_day(
         "roc_auc": dg.FloatMetadataValue(live["roc_auc"]),
         "log_loss": dg.FloatMetadataValue(live["log_loss"]),
         "ece": dg.FloatMetadataValue(live["ece"]),
-        "champion_version": champion.version,
+        CHAMPION_VERSION: champion.version,
         "drifting_features": dg.MarkdownMetadataValue(_drift_table(columns, weights)),
         **{key: value for key, value in optional.items() if value is not None},
     }
@@ -282,7 +446,15 @@ def drift_profile(
     challenger = _model(client, mlflow_tracking.registered_model_name, CHALLENGER)
     if challenger is not None and (champion is None or challenger.version == champion.version):
         challenger = None
-    per_day = [_profile_day(context, lake.lake_root, day, champion, challenger, mlflow_tracking) for day in days]
+    # The model a rollback would restore, scored on the same rows so the rollback sensor can compare them.
+    previous = _model(client, mlflow_tracking.registered_model_name, PREVIOUS_CHAMPION)
+    if previous is not None and (champion is None or previous.version == champion.version):
+        previous = None
+    persisted: dict[date, DayScores | None] = {}
+    per_day = [
+        _profile_day(context, lake.lake_root, day, champion, challenger, previous, mlflow_tracking, persisted)
+        for day in days
+    ]
     if len(days) == 1:
         return dg.MaterializeResult(metadata=per_day[0])
     for day, metadata in zip(days, per_day, strict=True):

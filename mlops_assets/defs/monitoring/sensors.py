@@ -1,10 +1,18 @@
-"""Drift/decay -> retrain: the sensor that requests a ``trained_model`` week between scheduled ones.
+"""Drift/decay -> retrain: the sensor that requests a ``trained_model`` week between scheduled ones; and the automated
+rollback of a newly promoted champion that does worse live than the one it replaced.
 
 It reads what ``drift_profile`` recorded for the last ``MLOPS_DRIFT_WINDOW_DAYS`` days (in data time: the newest
 profiled day is "today") and applies :func:`mlops_assets.lib.retrain.decide`. A request trains the week of the newest
 day, whose training and validation days have all landed; the new model goes through ``evaluation_report`` and its
 blocking gate like every other (automation evaluates it once its holdout week has landed), so a retrain never
 bypasses promotion. The run key is the week, so a week is requested at most once whatever the sensor sees later.
+
+Rollback: ``drift_profile`` scores ``previous_champion`` on the same labelled rows as the champion every day and keeps
+both in the day's ``scores.parquet``. The rollback sensor reads the days profiled since the current champion was
+promoted (data time: the days whose recorded champion and previous champion are the current pair) and applies
+:func:`mlops_assets.lib.rollback.decide`. A rollback is a run of the ``rollback_champion`` job (the same step as the
+CLI's ``mlops-assets rollback``), with a reason stating the figures, and no human step; serving follows the alias. The
+run key is the champion's version, so one champion is rolled back at most once.
 """
 
 from __future__ import annotations
@@ -14,13 +22,29 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from mlops_assets.defs.common import SETTINGS
-from mlops_assets.defs.monitoring.assets import AUC_DECAY, DRIFT_EXCESS, DRIFT_PROFILE_KEY, ROWS
+from mlops_assets.defs.common import SETTINGS, LakeResource
+from mlops_assets.defs.monitoring.assets import (
+    AUC_DECAY,
+    CHAMPION_VERSION,
+    DRIFT_EXCESS,
+    DRIFT_PROFILE_KEY,
+    PAIRED_LOOKBACK_DAYS,
+    PREVIOUS_SCORE,
+    PREVIOUS_VERSION,
+    ROWS,
+    DayScores,
+    persisted_days,
+)
 from mlops_assets.defs.training.assets import TRAINED_MODEL_KEY, weekly_partitions
+from mlops_assets.defs.training.promotion import RollbackConfig, restore_previous_champion, rollback_champion
+from mlops_assets.defs.training.resources import MlflowTracking
+from mlops_assets.lib import rollback
+from mlops_assets.lib.model_registry import CHAMPION, PREVIOUS_CHAMPION, alias_version
 from mlops_assets.lib.retrain import DayMonitor, RetrainPolicy, decide
 from mlops_assets.settings import Settings
 
 RETRAIN_REASON_TAG = "mlops/retrain_reason"
+ROLLBACK_REASON_TAG = "mlops/rollback_reason"
 
 
 def retrain_policy(settings: Settings) -> RetrainPolicy:
@@ -39,12 +63,21 @@ def _number(metadata: dict[str, dg.MetadataValue], key: str) -> float | None:
     return float(value.value) if value is not None and value.value is not None else None  # type: ignore[arg-type]
 
 
-def monitored_days(instance: dg.DagsterInstance, window_days: int) -> list[DayMonitor]:
-    """The newest figures of each of the last ``window_days`` profiled days: a one-day run records them on its
-    materialisation, a range run as one observation per day."""
+def rollback_policy(settings: Settings) -> rollback.RollbackPolicy:
+    return rollback.RollbackPolicy(min_days=settings.rollback_min_days, tolerance=settings.rollback_tolerance)
+
+
+def _text(metadata: dict[str, dg.MetadataValue], key: str) -> str | None:
+    value = metadata.get(key)
+    return str(value.value) if value is not None and value.value is not None else None
+
+
+def _newest_day_metadata(instance: dg.DagsterInstance, window_days: int) -> dict[str, dict[str, dg.MetadataValue]]:
+    """The newest metadata of each of the last ``window_days`` profiled days, by partition: a one-day run records
+    it on its materialisation, a range run as one observation per day."""
     profiled = instance.get_materialized_partitions(DRIFT_PROFILE_KEY)
     if not profiled:
-        return []
+        return {}
     latest = date.fromisoformat(max(profiled))
     wanted = [(latest - timedelta(days=i)).isoformat() for i in range(window_days)]
     keys = [key for key in wanted if key in profiled]
@@ -59,6 +92,11 @@ def monitored_days(instance: dg.DagsterInstance, window_days: int) -> list[DayMo
         event = record.asset_materialization or record.asset_observation
         if event is not None and event.partition is not None and ROWS in event.metadata:
             newest[event.partition] = dict(event.metadata)
+    return newest
+
+
+def monitored_days(instance: dg.DagsterInstance, window_days: int) -> list[DayMonitor]:
+    """The newest figures of each of the last ``window_days`` profiled days."""
     return [
         DayMonitor(
             day=date.fromisoformat(key),
@@ -69,7 +107,7 @@ def monitored_days(instance: dg.DagsterInstance, window_days: int) -> list[DayMo
             # condition), so a profiled day is a day whose data passed.
             quality_passed=True,
         )
-        for key, metadata in newest.items()
+        for key, metadata in _newest_day_metadata(instance, window_days).items()
     ]
 
 
@@ -112,4 +150,65 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
             )
         ],
         cursor=json.dumps(cursor),
+    )
+
+
+def champion_days(
+    instance: dg.DagsterInstance,
+    lake_root: str,
+    champion: str,
+    previous: str,
+    lookback_days: int = PAIRED_LOOKBACK_DAYS,
+) -> list[DayScores]:
+    """The persisted scores of the days profiled with ``champion`` serving and ``previous`` kept to roll back to,
+    oldest first. The instance says which days those are (cheap, no lake read for other days); the file's own
+    versions are checked again, since a day's file may have been rewritten by a run whose metadata came later."""
+    wanted = [
+        date.fromisoformat(key)
+        for key, metadata in _newest_day_metadata(instance, lookback_days).items()
+        if _text(metadata, CHAMPION_VERSION) == champion and _text(metadata, PREVIOUS_VERSION) == previous
+    ]
+    return [
+        day
+        for day in persisted_days(lake_root, wanted)
+        if day.champion == champion and day.previous_champion == previous
+    ]
+
+
+@dg.sensor(
+    # The job object, not its name: a sensor's ``jobs`` must resolve (test_automation reads every sensor's targets).
+    # Dagster 1.13 re-binds it to the code location's resources through a Beta parameter, one BetaWarning at load.
+    job=rollback_champion,
+    minimum_interval_seconds=120,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Rolls the champion back to previous_champion (a rollback_champion run, no human step) when, over at least "
+        f"{SETTINGS.rollback_min_days} labelled days since its promotion, the paired bootstrap CI of AUC(champion) - "
+        f"AUC(previous_champion) on the same rows lies entirely below -{SETTINGS.rollback_tolerance:g}."
+    ),
+)
+def champion_rollback_sensor(
+    context: dg.SensorEvaluationContext, mlflow_tracking: MlflowTracking, lake: LakeResource
+) -> dg.RunRequest | dg.SkipReason:
+    client = mlflow_tracking.client()
+    name = mlflow_tracking.registered_model_name
+    current = alias_version(client, name, CHAMPION)
+    previous = alias_version(client, name, PREVIOUS_CHAMPION)
+    if current is None:
+        return dg.SkipReason("no champion yet")
+    champion, before = str(current.version), str(previous.version) if previous is not None else None
+    if before is None or before == champion:
+        return dg.SkipReason(f"champion v{champion} has no {PREVIOUS_CHAMPION} to roll back to")
+    days = champion_days(context.instance, lake.lake_root, champion, before)
+    decision = rollback.decide([day.pair(PREVIOUS_SCORE) for day in days], rollback_policy(SETTINGS))
+    span = f"{days[0].day}..{days[-1].day}" if days else "no day profiled yet"
+    if not decision.rollback:
+        return dg.SkipReason(f"champion v{champion} vs previous v{before} ({span}): {decision.reason}")
+    reason = f"automated rollback of v{champion} to v{before} on {span}: {decision.reason}"
+    context.log.info(reason)
+    return dg.RunRequest(
+        # One champion is rolled back at most once, whatever later evaluations see.
+        run_key=f"rollback-{name}-v{champion}",
+        run_config=dg.RunConfig(ops={restore_previous_champion.name: RollbackConfig(reason=reason)}),
+        tags={ROLLBACK_REASON_TAG: reason[:200]},
     )
