@@ -160,6 +160,22 @@ def test_the_days_scores_are_persisted_paired_on_the_same_rows(models: Models, b
 
 def test_the_requested_run_restores_the_previous_champion_once(models: Models, bad_over_good: BadOverGood) -> None:
     request = bad_over_good.request
+    config = request.run_config["ops"]["restore_previous_champion"]["config"]
+    assert config["expected_champion"] == models.bad
+    # Decided for another champion (the alias moved between the decision and the run): it fails, nothing moves.
+    stale = {"ops": {"restore_previous_champion": {"config": {**config, "expected_champion": models.good}}}}
+    failed = rollback_champion.execute_in_process(
+        run_config=stale,
+        resources={"mlflow_tracking": models.setup.tracking},
+        instance=models.instance,
+        raise_on_error=False,
+    )
+    assert not failed.success
+    (failure,) = [event for event in failed.all_events if event.is_step_failure]
+    assert f"decided for 'champion' v{models.good}, but 'champion' is now v{models.bad}" in str(
+        failure.step_failure_data.error
+    )
+    assert (_alias(models, CHAMPION), _alias(models, PREVIOUS_CHAMPION)) == (models.bad, models.good)
     result = rollback_champion.execute_in_process(
         run_config=request.run_config,
         resources={"mlflow_tracking": models.setup.tracking},

@@ -98,16 +98,31 @@ def promote(client: MlflowClient, name: str, version: str, reason: str, now: dat
     return move
 
 
-def rollback(client: MlflowClient, name: str, reason: str, now: datetime | None = None) -> AliasMove:
+def rollback(
+    client: MlflowClient,
+    name: str,
+    reason: str,
+    now: datetime | None = None,
+    expected_champion: str | None = None,
+) -> AliasMove:
     """Restore ``previous_champion`` as ``champion``. The demoted version is tagged ``rolled_back_*`` and
-    ``previous_champion`` is removed, so a second rollback cannot flip back to the version just demoted."""
+    ``previous_champion`` is removed, so a second rollback cannot flip back to the version just demoted.
+
+    ``expected_champion`` guards a rollback decided earlier (the automated one is decided by a sensor and run later):
+    if the champion has moved since, nothing changes and the error says so."""
     if not reason.strip():
         raise RegistryError("a rollback needs a reason (it is recorded on the registered model)")
+    current = alias_version(client, name, CHAMPION)
+    demoted = str(current.version) if current is not None else None
+    if expected_champion is not None and demoted != expected_champion:
+        raise RegistryError(
+            f"registered model {name!r}: the rollback was decided for {CHAMPION!r} v{expected_champion}, but "
+            f"{CHAMPION!r} is now {f'v{demoted}' if demoted else 'unset'}; nothing changed (decide again on the "
+            "current champion)"
+        )
     previous = alias_version(client, name, PREVIOUS_CHAMPION)
     if previous is None:
         raise RegistryError(f"registered model {name!r} has no {PREVIOUS_CHAMPION!r} alias: nothing to roll back to")
-    current = alias_version(client, name, CHAMPION)
-    demoted = str(current.version) if current is not None else None
     client.set_registered_model_alias(name, CHAMPION, str(previous.version))
     client.delete_registered_model_alias(name, PREVIOUS_CHAMPION)
     move = AliasMove("rollback", CHAMPION, str(previous.version), demoted, reason, _now(now))

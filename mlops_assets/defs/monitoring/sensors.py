@@ -209,6 +209,8 @@ def champion_rollback_sensor(
     return dg.RunRequest(
         # One champion is rolled back at most once, whatever later evaluations see.
         run_key=f"rollback-{name}-v{champion}",
-        run_config=dg.RunConfig(ops={restore_previous_champion.name: RollbackConfig(reason=reason)}),
+        run_config=dg.RunConfig(
+            ops={restore_previous_champion.name: RollbackConfig(reason=reason, expected_champion=champion)}
+        ),
         tags={ROLLBACK_REASON_TAG: reason[:200]},
     )

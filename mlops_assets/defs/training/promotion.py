@@ -96,6 +96,9 @@ def champion(
 class RollbackConfig(dg.Config):
     reason: str
     """Why the champion is rolled back; recorded on the registered model and the demoted version."""
+    expected_champion: str | None = None
+    """The champion version the rollback was decided for: if the alias has moved since (a promotion between the
+    sensor's decision and this run), the run fails and changes nothing. None: roll back whatever is champion."""
 
 
 @dg.op(description="Restore MLflow alias 'previous_champion' as 'champion' and record why.")
@@ -107,6 +110,7 @@ def restore_previous_champion(
         mlflow_tracking.registered_model_name,
         reason=config.reason,
         now=datetime.now(UTC),
+        expected_champion=config.expected_champion,
     )
     context.log.info(f"rolled back {CHAMPION}: v{move.from_version} -> v{move.to_version} ({config.reason})")
 
