@@ -103,6 +103,36 @@ def test_a_landed_day_propagates_through_the_daily_chain_and_only_that_day(ticks
     assert set(requested) == DAILY_CHAIN | {DRIFT} and all(p == {day} for p in requested.values()), requested
 
 
+def test_a_relanded_day_also_rebuilds_the_day_after_it(ticks: Ticks) -> None:
+    # flights_enriched D joins the statistics delay_history built at the end of D - 1 (its dbt meta says so): a
+    # re-landed D changes them, so D + 1 of flights_enriched and of everything below it is rebuilt too; no other day.
+    landed = days(date(2013, 3, 10), date(2013, 3, 12))
+    report(ticks.instance, RAW_DAILY, landed)
+    ticks()
+    report(ticks.instance, DAILY_CHAIN, landed)
+    report_checks(ticks.instance, passed=True)
+    ticks()
+    report(ticks.instance, [DRIFT], landed)
+    assert ticks() == {}
+
+    report(ticks.instance, RAW_DAILY, ["2013-03-11"])
+    seen: dict[dg.AssetKey, set[str | None]] = {}
+    for _ in range(3):  # each tick's requests reported as done, until nothing more is requested
+        requested = ticks()
+        for key, partitions in requested.items():
+            seen.setdefault(key, set()).update(partitions)
+            report(ticks.instance, [key], partitions)
+    enriched_and_below = {dg.AssetKey("flights_enriched"), *GRAPH.get(dg.AssetKey("flights_enriched")).child_keys}
+    below = set(enriched_and_below)
+    while True:
+        grown = below | {child for key in below for child in GRAPH.get(key).child_keys}
+        if grown == below:
+            break
+        below = grown
+    expected = {key: {"2013-03-11", "2013-03-12"} if key in below else {"2013-03-11"} for key in DAILY_CHAIN | {DRIFT}}
+    assert seen == expected, seen
+
+
 def test_a_day_that_failed_its_data_quality_checks_is_not_profiled(ticks: Ticks) -> None:
     day = "2013-03-07"
     report(ticks.instance, RAW_DAILY, [day])

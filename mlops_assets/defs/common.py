@@ -1,5 +1,6 @@
 """Cross-domain Dagster building blocks: partitions, freshness policies, the settings resource."""
 
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,15 +38,31 @@ DIMENSION_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=
 # dimension takes effect from the next landed day on; rebuilding history for it is a deliberate backfill.
 DIMENSION_ASSETS = dg.AssetSelection.all() - dg.AssetSelection.tag("daily", "")
 
-DAILY_AUTOMATION = (
-    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated().ignore(DIMENSION_ASSETS))
-    .since_last_handled()
-    .with_label("newly missing or a daily parent updated")
-    & ~dg.AutomationCondition.any_deps_missing()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-).with_label("daily data arrival")
-"""A day's partition runs once every parent partition exists, after one of them (the landed day) updated."""
+
+def daily_arrival(previous_day_parents: Sequence[dg.AssetKey] = ()) -> dg.AutomationCondition:
+    """A day's partition runs once every parent partition exists, after one of them (the landed day) updated.
+
+    ``previous_day_parents`` are parents whose day D - 1 partition D reads (declared with
+    :data:`PREVIOUS_DAY`): their update requests D, so a re-landed day reaches the day after it, but a missing one
+    does not hold D back (the first landed day has no eve; its statistics are unknown, hence null)."""
+    missing = dg.AutomationCondition.any_deps_missing()
+    if previous_day_parents:
+        missing = missing.ignore(dg.AssetSelection.assets(*previous_day_parents))
+    return (
+        (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated().ignore(DIMENSION_ASSETS))
+        .since_last_handled()
+        .with_label("newly missing or a daily parent updated")
+        & ~missing
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("daily data arrival")
+
+
+DAILY_AUTOMATION = daily_arrival()
+
+# Partition D of the child reads partition D - 1 of the parent (e.g. statistics built at the end of the day before).
+# Day one's eve lies before the partition set: Dagster treats it as absent (so ``daily_arrival`` must not wait for it).
+PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
 
 # Unpartitioned assets have a single partition, which ``in_latest_time_window()`` always contains: ``eager()``
 # already follows each re-delivery.

@@ -12,11 +12,12 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from mlops_assets.defs.common import (
-    DAILY_AUTOMATION,
     DAILY_FRESHNESS,
     DIMENSION_AUTOMATION,
     DIMENSION_FRESHNESS,
+    PREVIOUS_DAY,
     SETTINGS,
+    daily_arrival,
     daily_partitions,
 )
 from mlops_assets.lib.io import prune_oldest_dirs
@@ -26,6 +27,17 @@ DAILY_SELECTOR = "tag:daily"
 # dagster-dbt names each invocation's target directory "<op name>-<run id[:7]>-<random[:7]>".
 DBT_INVOCATION_DIR_PATTERN = r"dbt_[a-z_]+-[0-9a-f]{7}-[0-9a-f]{7}"
 DBT_INVOCATIONS_KEPT = 20
+
+
+# A daily model whose partition D reads another model's partition D - 1 says so in its dbt config, e.g.
+# ``config: {meta: {reads_previous_day_of: [delay_history]}}``: Dagster then knows that a re-landed day D also
+# changes D + 1 of this model (and everything below it).
+PREVIOUS_DAY_META = "reads_previous_day_of"
+
+
+def previous_day_parents(props: Mapping[str, Any]) -> set[str]:
+    meta = {**props.get("meta", {}), **props.get("config", {}).get("meta", {})}
+    return set(meta.get(PREVIOUS_DAY_META, []))
 
 
 class TransformTranslator(DagsterDbtTranslator):
@@ -39,11 +51,22 @@ class TransformTranslator(DagsterDbtTranslator):
         spec = super().get_asset_spec(manifest, unique_id, project)
         if not unique_id.startswith("model."):
             return spec
+        automation = DIMENSION_AUTOMATION
+        if self._daily:
+            eve = previous_day_parents(manifest["nodes"][unique_id])
+            automation = daily_arrival([dep.asset_key for dep in spec.deps if dep.asset_key.path[-1] in eve])
         return spec.replace_attributes(
             group_name=TRANSFORM_GROUP,
             freshness_policy=DAILY_FRESHNESS if self._daily else DIMENSION_FRESHNESS,
-            automation_condition=DAILY_AUTOMATION if self._daily else DIMENSION_AUTOMATION,
+            automation_condition=automation,
         )
+
+    def get_partition_mapping(
+        self, dbt_resource_props: Mapping[str, Any], dbt_parent_resource_props: Mapping[str, Any]
+    ) -> dg.PartitionMapping | None:
+        if dbt_parent_resource_props.get("name") in previous_day_parents(dbt_resource_props):
+            return PREVIOUS_DAY
+        return super().get_partition_mapping(dbt_resource_props, dbt_parent_resource_props)
 
 
 def _build(dbt: DbtCliResource, context: dg.AssetExecutionContext, args: list[str]) -> Iterator[Any]:
