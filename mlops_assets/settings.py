@@ -60,6 +60,17 @@ class Settings:
     prediction_lead_minutes: int
     # How often serving re-reads its model alias: a promotion or rollback reaches the service within this time.
     serving_poll_seconds: float = 10.0
+    # Shadow scoring: the service also scores the ``challenger`` alias (when it differs from the champion) for the
+    # prediction log only; off saves a model's memory and its scoring time per request.
+    serving_shadow: bool = True
+    # The prediction log (mlops_assets.lib.prediction_log): a batch is written every ``prediction_log_batch_rows``
+    # rows or ``prediction_log_flush_seconds``; beyond ``prediction_log_max_queue_rows`` queued rows (the lake is
+    # slow or down) rows are dropped and counted rather than slowing requests or growing memory.
+    prediction_log_batch_rows: int = 1000
+    prediction_log_flush_seconds: float = 5.0
+    prediction_log_max_queue_rows: int = 100_000
+    # MLOPS_PREDICTION_LOG_LAKE: another lake (or bucket) for the log, e.g. for a retention of its own; None: the lake.
+    prediction_log_lake: str | None = None
     # Training windows in days (see mlops_assets.lib.windows); they shape the trained model's lineage, so they are
     # settings rather than run config.
     train_days: int = 91
@@ -84,11 +95,23 @@ class Settings:
     # AUC(previous_champion) on the same rows lies entirely below -``rollback_tolerance``.
     rollback_min_days: int = 3
     rollback_tolerance: float = 0.0
+    # The serving image (defs/serving bento_image): the Docker engine it is built on (deploy/docker-engine.sh prints
+    # it) and the registry (host:port) it is pushed to so pods can pin its digest; empty: no engine / no push.
+    docker_host: str = ""
+    image_registry: str = ""
+    # The commit an image was built from (deploy/Dockerfile's GIT_SHA build argument): a model trained where no .git
+    # exists carries it as its git_sha tag.
+    git_sha: str = ""
     dbt_project_dir: Path = field(default=DBT_PROJECT_DIR)
 
     @property
     def lake_is_local(self) -> bool:
         return not _is_url(self.lake_root)
+
+    @property
+    def prediction_log_root(self) -> str:
+        """The lake root the prediction log is written to and read from (its layout: lib/prediction_log.py)."""
+        return self.prediction_log_lake or self.lake_root
 
     def raw_table_uri(self, table: str) -> str:
         return f"{self.lake_root.rstrip('/')}/raw/{table}"
@@ -180,6 +203,23 @@ def _flag(env: dict[str, str], name: str) -> bool:
     return value in {"true", "1", "yes"}
 
 
+def _docker_host(env: dict[str, str]) -> str:
+    value = env.get("MLOPS_DOCKER_HOST", "").strip()
+    if value and not value.startswith(("unix://", "tcp://", "ssh://")):
+        raise SettingsError(
+            f"MLOPS_DOCKER_HOST={value!r} must be a DOCKER_HOST URL, e.g. unix:///tmp/engine/docker.sock "
+            "(deploy/docker-engine.sh start DIR prints it)"
+        )
+    return value
+
+
+def _image_registry(env: dict[str, str]) -> str:
+    value = env.get("MLOPS_IMAGE_REGISTRY", "").strip().rstrip("/")
+    if "://" in value or " " in value:
+        raise SettingsError(f"MLOPS_IMAGE_REGISTRY={value!r} must be host[:port][/path], e.g. 127.0.0.1:5000")
+    return value
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Resolve settings from ``environ`` (default: the process environment)."""
     env = dict(os.environ if environ is None else environ)
@@ -231,6 +271,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         partitions_end=end,
         prediction_lead_minutes=int(lead),
         serving_poll_seconds=_positive_seconds(env, "MLOPS_SERVING_POLL_SECONDS", 10.0),
+        # On unless set to false: _flag's own default is false, so the default is supplied under the variable.
+        serving_shadow=_flag({"MLOPS_SERVING_SHADOW": "true"} | env, "MLOPS_SERVING_SHADOW"),
+        prediction_log_batch_rows=_positive_int(env, "MLOPS_PREDICTION_LOG_BATCH_ROWS", 1000, "rows"),
+        prediction_log_flush_seconds=_positive_seconds(env, "MLOPS_PREDICTION_LOG_FLUSH_SECONDS", 5.0),
+        prediction_log_max_queue_rows=_positive_int(env, "MLOPS_PREDICTION_LOG_MAX_QUEUE_ROWS", 100_000, "rows"),
+        prediction_log_lake=env.get("MLOPS_PREDICTION_LOG_LAKE", "").removeprefix("file://") or None,
         # 91 days: out of time over Oct-Dec 2013 it beat 28 and matched 182 at half the cost (benchmarks/quality.py).
         train_days=_whole_weeks(env, "MLOPS_TRAIN_DAYS", 91),
         valid_days=_whole_weeks(env, "MLOPS_VALID_DAYS", 7),
@@ -245,4 +291,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         retrain_cooldown_days=_positive_days(env, "MLOPS_RETRAIN_COOLDOWN_DAYS", 14),
         rollback_min_days=_rollback_min_days(env),
         rollback_tolerance=_tolerance(env, "MLOPS_ROLLBACK_TOLERANCE", 0.0),
+        docker_host=_docker_host(env),
+        image_registry=_image_registry(env),
+        git_sha=env.get("MLOPS_GIT_SHA", "").strip(),
     )

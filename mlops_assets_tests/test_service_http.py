@@ -1,8 +1,10 @@
 """The BentoML service end to end over HTTP: a real champion (trained on the test features, evaluated and promoted
 by the real evaluation_report and champion assets, in this module's own MLflow sqlite store), the real Feast online
 store of the session's feature fixtures, and ``bentoml serve`` started as a subprocess on a free 127.0.0.1 port and
-stopped by PID. Everything it writes goes under pytest's temp dirs (BENTOML_HOME included). The server polls its
-champion alias every second, so the last test promotes a second version and rolls it back with the real CLI under load.
+stopped by PID. Everything it writes goes under pytest's temp dirs (BENTOML_HOME and the prediction log included). The
+server polls its aliases every second, so a test registers a challenger and reads its shadow scores back from the
+prediction log, another promotes a second version and rolls it back with the real CLI under load, and the last stops
+the server and finds what its log still held written.
 
 The model and the evaluation come from test_evaluation_assets' fixture and helpers, reused rather than rebuilt.
 """
@@ -16,7 +18,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -28,9 +31,11 @@ import pytest
 
 from mlops_assets.lib.feature_paths import partition_uri
 from mlops_assets.lib.model_registry import CHAMPION, promote
+from mlops_assets.lib.prediction_log import read_prediction_log
 from mlops_assets.service.scoring import SERVING_VIEWS, request_bodies
 from mlops_assets_tests.conftest import Warehouse
 from mlops_assets_tests.test_evaluation_assets import Setup, _evaluate, _register, setup  # noqa: F401  (fixture)
+from mlops_assets_tests.test_service_scoring import loaded_version, logged_matrix
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVED_DAY = date(2013, 2, 14)  # the last day whose features the session's online store holds
@@ -38,6 +43,8 @@ START_TIMEOUT_S = 120
 ROLLBACK_BUDGET_S = 60.0  # issue 13: a rollback is served within a minute of the command's return
 SETTLE_S = 2.0  # how long the previous version must keep answering before the load stops
 LOAD_CLIENTS = 4
+LOG_FLUSH_S = 3.0  # the server's prediction log writes a batch at least this often
+STOP_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,8 @@ class Served:
     champion_version: str
     flights: list[dict[str, Any]]
     env: dict[str, str]  # the server's environment: the CLI run against it must see the same registry
+    log_lake: Path  # where the server writes its prediction log (the session's lake stays read-only)
+    stop: Callable[[], int | None]  # stops the server (SIGTERM to its process group) and returns its exit status
 
 
 def _free_port() -> int:
@@ -76,6 +85,8 @@ def served(setup: Setup, feature_lake: Warehouse, dagster_instance: object) -> I
         "BENTOML_DO_NOT_TRACK": "true",
         # A promotion or rollback reaches the server within a second: the rollback test measures the swap itself.
         "MLOPS_SERVING_POLL_SECONDS": "1",
+        "MLOPS_PREDICTION_LOG_LAKE": str(setup.tmp / "log_lake"),
+        "MLOPS_PREDICTION_LOG_FLUSH_SECONDS": str(LOG_FLUSH_S),
     }
     log = (setup.tmp / "bentoml.log").open("w")
     command = [
@@ -92,6 +103,19 @@ def served(setup: Setup, feature_lake: Warehouse, dagster_instance: object) -> I
     # Its own session: the server's worker processes are stopped with it, by this process group's id only.
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+
+    def stop() -> int | None:
+        if process.poll() is not None:
+            return process.returncode
+        # SIGTERM is a clean stop: BentoML runs the service's shutdown hook (the prediction log's last write).
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            return process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return None
+
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -103,14 +127,10 @@ def served(setup: Setup, feature_lake: Warehouse, dagster_instance: object) -> I
                 pass
             assert time.monotonic() < deadline, (setup.tmp / "bentoml.log").read_text()[-3000:]
             time.sleep(0.5)
-        yield Served(url, version, _day_flights(feature_lake.lake_root, SERVED_DAY, 20), env)
+        flights = _day_flights(feature_lake.lake_root, SERVED_DAY, 20)
+        yield Served(url, version, flights, env, setup.tmp / "log_lake", stop)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop()
         log.close()
 
 
@@ -192,6 +212,147 @@ def test_an_unknown_tail_and_route_get_a_flagged_default_answer(served: Served) 
     assert answer["defaulted"] is True
     assert {"tailnum", "route", "dest"} <= set(answer["unknown_entities"])
     assert answer["feature_age_seconds"]["plane_attributes"] is None
+
+
+# --- Shadow scoring, the prediction log and the service's metrics --------------------------------------------------
+
+
+def _status(served: Served) -> dict[str, Any]:
+    return _post(served, "/status", {}).json()
+
+
+def _wait_for_shadow(served: Served, version: str | None, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (shadow := _status(served)["shadow"])["version"] != version:
+        assert time.monotonic() < deadline, f"the shadow never became {version}: {shadow}"
+        time.sleep(0.2)
+
+
+def _answers(served: Served, singles: int, batch: int) -> list[dict[str, Any]]:
+    """``singles`` single requests, then one batch of ``batch`` flights: their answers, in order."""
+    answers = []
+    for flight in served.flights[:singles]:
+        response = _post(served, "/predict", {"flight": flight})
+        assert response.status_code == 200, response.text
+        answers.append(response.json())
+    response = _post(served, "/predict_batch", {"flights": served.flights[:batch]})
+    assert response.status_code == 200, response.text
+    return answers + response.json()["predictions"]
+
+
+def _logged(served: Served, answers: list[dict[str, Any]]) -> pl.DataFrame:
+    """The log rows of these answers, in answer order, once the writer has had time to write them all."""
+    ids = [answer["request_id"] for answer in answers]
+    deadline = time.monotonic() + 10 * LOG_FLUSH_S
+    while True:
+        log = read_prediction_log(served.log_lake, SERVED_DAY, SERVED_DAY)
+        rows = log.filter(pl.col("request_id").is_in(ids))
+        if rows.height >= len(ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    # Exactly one row per answer: none missing, none twice.
+    assert sorted(rows["request_id"]) == sorted(ids), f"{rows.height} logged rows for {len(ids)} answers"
+    order = {request_id: index for index, request_id in enumerate(ids)}
+    return rows.sort(pl.col("request_id").replace_strict(order, return_dtype=pl.Int64))
+
+
+def _metrics(served: Served, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples of series ``name`` on the service's /metrics, by their labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(f"{served.url}/metrics", timeout=10)
+    assert response.status_code == 200, response.text
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def _delta(after: dict[Any, float], before: dict[Any, float]) -> dict[Any, float]:
+    return {key: value - before.get(key, 0.0) for key, value in after.items() if value != before.get(key, 0.0)}
+
+
+def test_without_a_challenger_the_shadow_columns_are_null(served: Served) -> None:
+    # The fixture's only version is both challenger and champion: there is nothing to shadow.
+    assert _status(served)["shadow"] == {
+        "enabled": True, "alias": "challenger", "version": None, "load_error": None, "last_score_error": None,
+        "scored_rows": 0, "failed_rows": 0,
+    }  # fmt: skip
+    answers = _answers(served, singles=1, batch=4)
+    rows = _logged(served, answers)
+    assert rows["shadow_score"].null_count() == rows.height and rows["shadow_version"].null_count() == rows.height
+    assert rows["champion_score"].to_list() == [answer["probability"] for answer in answers]
+    assert set(rows["champion_version"]) == {served.champion_version}
+
+
+def test_the_challenger_is_scored_in_shadow_into_the_log_and_never_answered(served: Served, setup: Setup) -> None:  # noqa: F811
+    challenger = _register(setup, setup.train, rounds=30)  # points alias challenger at the new version
+    _wait_for_shadow(served, challenger)
+    answers = _answers(served, singles=2, batch=len(served.flights))
+    for answer in answers:
+        _check_answer(answer, served)
+        assert not any("shadow" in key or "challenger" in key for key in answer), answer
+    rows = _logged(served, answers)
+    assert rows["champion_score"].to_list() == [answer["probability"] for answer in answers]
+    assert rows["decision"].to_list() == [answer["delayed"] for answer in answers]
+    assert set(rows["shadow_version"]) == {challenger} and set(rows["champion_version"]) == {served.champion_version}
+    assert rows["flight_id"].to_list() == [answer["flight_id"] for answer in answers]
+    # The logged features are the model input as scored: the training code's encoding of them, through each model
+    # in-process, gives the logged scores (the shadow's is its predict_proba on the same rows).
+    for version, column in ((challenger, "shadow_score"), (served.champion_version, "champion_score")):
+        model = loaded_version(setup, version)
+        assert model.predict(logged_matrix(rows, model.vocabulary)).tolist() == pytest.approx(
+            rows[column].to_list(), abs=1e-9
+        ), column
+    # Every answered row is written, queued or counted as dropped; nothing was dropped.
+    log = _status(served)["prediction_log"]
+    answered = sum(_metrics(served, "mlops_serving_predictions_total").values())
+    assert log["dropped_rows"] == 0 and log["last_error"] is None and log["running"]
+    assert log["written_rows"] + log["queued_rows"] == answered
+
+
+def test_metrics_count_decisions_shadow_scores_and_feature_ages(served: Served) -> None:
+    # Runs after the challenger was registered: the shadow is still loaded.
+    shadow = _status(served)["shadow"]["version"]
+    assert shadow is not None
+    names = [
+        "mlops_serving_predictions_total",
+        "mlops_serving_shadow_scores_total",
+        "mlops_serving_shadow_failures_total",
+        "mlops_serving_prediction_log_dropped_rows_total",
+        "mlops_serving_feature_missing_total",
+    ]
+    before = {name: _metrics(served, name) for name in names}
+    flights = [*served.flights[:6], {**served.flights[6], "tailnum": "N0NEW0"}]  # one tail the store never saw
+    response = _post(served, "/predict_batch", {"flights": flights})
+    assert response.status_code == 200, response.text
+    answers = response.json()["predictions"]
+    after = {name: _metrics(served, name) for name in names}
+    decisions = Counter(("delayed" if a["delayed"] else "on_time", a["model_version"]) for a in answers)
+    assert _delta(after["mlops_serving_predictions_total"], before["mlops_serving_predictions_total"]) == {
+        (("decision", decision), ("model_version", version)): rows for (decision, version), rows in decisions.items()
+    }
+    assert _delta(after["mlops_serving_shadow_scores_total"], before["mlops_serving_shadow_scores_total"]) == {
+        (("shadow_version", shadow),): len(flights)
+    }
+    assert not _delta(after["mlops_serving_shadow_failures_total"], before["mlops_serving_shadow_failures_total"])
+    assert after["mlops_serving_prediction_log_dropped_rows_total"] == {(): 0.0}
+    missing = {
+        (("view", spec.name),): float(sum(a["feature_age_seconds"][spec.name] is None for a in answers))
+        for spec in SERVING_VIEWS
+    }
+    assert _delta(after["mlops_serving_feature_missing_total"], before["mlops_serving_feature_missing_total"]) == {
+        key: rows for key, rows in missing.items() if rows
+    }
+    assert missing[(("view", "plane_attributes"),)] >= 1  # the unknown tail
+    # Each view's gauge holds the oldest value this (the latest) request used.
+    ages = _metrics(served, "mlops_serving_feature_age_seconds")
+    for spec in SERVING_VIEWS:
+        used = [a["feature_age_seconds"][spec.name] for a in answers if a["feature_age_seconds"][spec.name] is not None]
+        if used:
+            assert ages[(("view", spec.name),)] == pytest.approx(max(used)), spec.name
 
 
 @dataclass(frozen=True)
@@ -292,3 +453,33 @@ def test_rollback_under_load_is_served_within_a_minute_without_a_failed_request(
     status = _post(served, "/status", {}).json()
     assert status["model_version"] == served.champion_version and status["threshold_source"] == "evaluation_report"
     assert status["swaps"] >= 2 and status["last_poll_error"] is None and status["last_poll_at"] is not None
+
+
+def _queue_a_batch(served: Served) -> tuple[list[str], bool]:
+    """Right after the writer's last write, one batch: its request ids, and whether /status then still showed all
+    of them queued (False when a loaded machine took longer than the flush interval)."""
+    _post(served, "/predict", {"flight": served.flights[0]})
+    deadline = time.monotonic() + 5 * LOG_FLUSH_S
+    while _status(served)["prediction_log"]["queued_rows"]:
+        assert time.monotonic() < deadline, "the prediction log never wrote its queue"
+        time.sleep(0.05)
+    response = _post(served, "/predict_batch", {"flights": served.flights})
+    assert response.status_code == 200, response.text
+    ids = [answer["request_id"] for answer in response.json()["predictions"]]
+    return ids, _status(served)["prediction_log"]["queued_rows"] == len(ids)
+
+
+def test_a_clean_stop_writes_what_the_log_still_held(served: Served) -> None:
+    # Last: it stops the server while a batch is queued, not yet written (a few tries: under load a request can
+    # outlast the flush interval, and then that batch was written before the stop).
+    ids: list[str] = []
+    for _ in range(STOP_TRIES):
+        batch, queued = _queue_a_batch(served)
+        ids += batch
+        if queued:
+            break
+    assert queued, f"in {STOP_TRIES} tries no batch was still queued when /status answered"
+    assert served.stop() == 0
+    logged = read_prediction_log(served.log_lake, SERVED_DAY, SERVED_DAY)
+    assert logged.filter(pl.col("request_id").is_in(ids)).height == len(ids)
+    assert logged["request_id"].n_unique() == logged.height

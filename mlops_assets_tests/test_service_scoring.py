@@ -23,6 +23,8 @@ import pytest
 from pydantic import ValidationError
 
 from mlops_assets.defs.training.resources import MlflowTracking
+from mlops_assets.lib.feature_contract import KEY_COLUMN, LABEL_COLUMN
+from mlops_assets.lib.model_artifacts import LoadedModel, load_version
 from mlops_assets.lib.model_registry import promote, rollback
 from mlops_assets.lib.point_in_time import build_training_frame
 from mlops_assets.lib.training import MODEL_FEATURE_COLUMNS, CategoryVocabulary, model_data
@@ -136,8 +138,11 @@ def test_online_values_follow_the_point_in_time_rules_and_unknowns_are_flagged()
     assert any("after the prediction time" in note for note in inputs.notes[0])
     assert any("TTL" in note for note in inputs.notes[1])
 
-    answers = assemble(frame, np.array([0.7, 0.2]), inputs, 0.4, "evaluation_report", "flight_delay", "3")
+    answers = assemble(
+        frame, np.array([0.7, 0.2]), inputs, 0.4, "evaluation_report", "flight_delay", "3", ["a-0", "a-1"]
+    )
     assert [a.flight_id for a in answers] == ["2013-02-14_UA1545_EWR", "2013-02-14_ZZ1545_EWR"]
+    assert [a.request_id for a in answers] == ["a-0", "a-1"]
     assert [a.delayed for a in answers] == [True, False]
     assert [a.defaulted for a in answers] == [False, True]
 
@@ -205,14 +210,16 @@ def registry(feature_lake: Warehouse, tmp_path_factory: pytest.TempPathFactory) 
 
 def _runtime(registry: Setup) -> ServingRuntime:
     # The settings are resolved from an explicit mapping: the process environment is read, never written.
-    env = {
-        **os.environ,
+    return ServingRuntime(load_settings({**os.environ, **_registry_env(registry)}))
+
+
+def _registry_env(registry: Setup) -> dict[str, str]:
+    return {
         "MLOPS_MLFLOW_TRACKING_URI": registry.tracking.tracking_uri,
         "MLOPS_MLFLOW_REGISTRY_URI": registry.tracking.registry_uri,
         "MLOPS_REGISTERED_MODEL": registry.tracking.registered_model_name,
         "MLOPS_SERVING_POLL_SECONDS": str(POLL_SECONDS),
     }
-    return ServingRuntime(load_settings(env))
 
 
 def _promote(registry: Setup, rounds: int) -> str:
@@ -322,3 +329,219 @@ def test_a_runtime_started_before_any_champion_becomes_ready_once_one_is_promote
         assert runtime.readiness()["error"] is None and runtime.swaps == 0
     finally:
         runtime.stop()
+
+
+# --- Shadow scoring and the prediction log (in-process) -----------------------------------------------------------
+
+
+def _shadow_runtime(registry: Setup, log_lake: Path, **env: str) -> ServingRuntime:
+    """A loaded runtime whose prediction log goes to ``log_lake`` (the session lake stays read-only)."""
+    runtime = _runtime_with(registry, MLOPS_PREDICTION_LOG_LAKE=str(log_lake), **env)
+    runtime.load()
+    assert runtime.ready, runtime.load_error
+    return runtime
+
+
+def _runtime_with(registry: Setup, **env: str) -> ServingRuntime:
+    return ServingRuntime(load_settings({**os.environ, **_registry_env(registry), **env}), observer=_Recorder())
+
+
+class _Recorder:
+    """A ServingObserver that keeps what it was told (the runtime's side of the metrics contract)."""
+
+    def __init__(self) -> None:
+        self.answered_rows = 0
+        self.shadow: dict[tuple[str, bool], int] = {}
+        self.shadow_seconds: list[float] = []
+        self.dropped = 0
+
+    def answered(self, answers: Any) -> None:
+        self.answered_rows += len(answers)
+
+    def shadow_scored(self, version: str, rows: int, seconds: float, failed: bool) -> None:
+        self.shadow[(version, failed)] = self.shadow.get((version, failed), 0) + rows
+        self.shadow_seconds.append(seconds)
+
+    def log_dropped(self, rows: int) -> None:
+        self.dropped += rows
+
+
+def _three_flights() -> list[FlightRequest]:
+    return [
+        FlightRequest.model_validate(_request(flight=n, sched_dep=f"2013-02-14T{h:02d}:00:00",
+                                              sched_arr=f"2013-02-14T{h + 3:02d}:00:00"))
+        for n, h in [(11, 9), (12, 13), (13, 17)]
+    ]  # fmt: skip
+
+
+def _narrow(data: Any, columns: int) -> Any:
+    """Training data with only the first ``columns`` features: a booster that loads but cannot score the serving
+    matrix (LightGBM refuses a row with another number of features)."""
+    names = data.feature_names[:columns]
+    return dataclasses.replace(
+        data,
+        features=np.ascontiguousarray(data.features[:, :columns]),
+        feature_names=names,
+        categorical_features=tuple(name for name in data.categorical_features if name in names),
+    )
+
+
+def logged_matrix(logged: pl.DataFrame, vocabulary: CategoryVocabulary) -> np.ndarray:
+    """The model matrix of prediction-log rows, in log order, by the training code (not the service's)."""
+    frame = logged.select(MODEL_FEATURE_COLUMNS).with_columns(
+        pl.lit(0, pl.Int8).alias(LABEL_COLUMN),
+        pl.int_range(logged.height).cast(pl.String).str.zfill(8).alias(KEY_COLUMN),
+    )
+    return model_data(frame, vocabulary).features
+
+
+def loaded_version(registry: Setup, version: str) -> LoadedModel:
+    client = registry.tracking.client()
+    return load_version(client, client.get_model_version(registry.tracking.registered_model_name, version))
+
+
+def test_the_challenger_is_scored_for_the_log_only(registry: Setup, tmp_path: Path) -> None:
+    from mlops_assets.lib.model_registry import CHALLENGER
+    from mlops_assets.lib.prediction_log import read_prediction_log
+
+    champion = _promote(registry, rounds=5)
+    # A challenger with a vocabulary of its own (carrier codes reversed): the shadow must encode the rows again.
+    values = registry.vocabulary.values
+    reordered = CategoryVocabulary({**values, "carrier": tuple(reversed(values["carrier"]))})
+    # _register logs the setup's vocabulary with the version and points alias challenger at it.
+    challenger = _register(dataclasses.replace(registry, vocabulary=reordered), registry.train, rounds=12)
+    runtime = _shadow_runtime(registry, tmp_path)
+    assert runtime.readiness()["shadow"] == {
+        "enabled": True, "alias": CHALLENGER, "version": challenger, "load_error": None, "last_score_error": None,
+        "scored_rows": 0, "failed_rows": 0,
+    }  # fmt: skip
+    requests = _three_flights()
+    answers = runtime.predict(requests)
+    assert {a.model_version for a in answers} == {champion}
+    assert not any("shadow" in name for name in type(answers[0]).model_fields)
+    runtime.close()
+    logged = read_prediction_log(tmp_path, requests[0].sched_dep.date(), requests[0].sched_dep.date())
+    assert logged["request_id"].to_list() == [a.request_id for a in answers]
+    assert len(set(logged["request_id"])) == 3
+    assert set(logged["shadow_version"]) == {challenger}
+    assert logged["champion_score"].to_list() == [a.probability for a in answers]
+    # The logged inputs are the ones scored: through each model in-process they give the logged scores. The two
+    # encodings differ on these rows, so the shadow's score is checked against its own.
+    assert not np.array_equal(logged_matrix(logged, reordered), logged_matrix(logged, registry.vocabulary))
+    for version, column in ((challenger, "shadow_score"), (champion, "champion_score")):
+        model = loaded_version(registry, version)
+        assert model.predict(logged_matrix(logged, model.vocabulary)).tolist() == pytest.approx(
+            logged[column].to_list(), abs=1e-12
+        )
+    assert runtime.observer.shadow == {(challenger, False): 3}  # type: ignore[attr-defined]
+    assert runtime.readiness()["prediction_log"]["written_rows"] == 3
+
+
+def test_a_failing_shadow_never_fails_a_request_and_shadow_can_be_switched_off(registry: Setup, tmp_path: Path) -> None:
+    from mlops_assets.lib.prediction_log import read_prediction_log
+
+    _promote(registry, rounds=5)
+    broken = _register(registry, _narrow(registry.train, 5), rounds=3)
+    runtime = _shadow_runtime(registry, tmp_path / "on")
+    off = _shadow_runtime(registry, tmp_path / "off", MLOPS_SERVING_SHADOW="false")
+    requests = _three_flights()
+    for served in (runtime, off):
+        answers = served.predict(requests)
+        assert len(answers) == 3 and all(0.0 <= a.probability <= 1.0 for a in answers)
+        served.close()
+    status = runtime.readiness()["shadow"]
+    assert status["version"] == broken and status["failed_rows"] == 3 and status["scored_rows"] == 0
+    assert f"scoring challenger v{broken}" in status["last_score_error"] and status["load_error"] is None
+    assert runtime.observer.shadow == {(broken, True): 3}  # type: ignore[attr-defined]
+    assert off.readiness()["shadow"]["enabled"] is False and off.readiness()["shadow"]["version"] is None
+    day = requests[0].sched_dep.date()
+    for lake in (tmp_path / "on", tmp_path / "off"):
+        logged = read_prediction_log(lake, day, day)
+        # Logged all the same, with no shadow figures: neither a score nor a version that scored nothing.
+        assert logged.height == 3
+        assert logged["shadow_score"].null_count() == 3 and logged["shadow_version"].null_count() == 3
+
+
+def test_a_challenger_that_fails_to_load_leaves_serving_alone(registry: Setup, tmp_path: Path) -> None:
+    champion = _promote(registry, rounds=5)
+    gone = _register(registry, registry.train, rounds=3)
+    client = registry.tracking.client()
+    # The registry still names the version, but its run's artefacts (booster, vocabulary) are gone.
+    artifacts = client.get_run(client.get_model_version(registry.tracking.registered_model_name, gone).run_id)
+    shutil.rmtree(Path(artifacts.info.artifact_uri.removeprefix("file://")))
+    runtime = _shadow_runtime(registry, tmp_path)
+    status = runtime.readiness()
+    assert status["ready"] and status["error"] is None and status["model_version"] == champion
+    assert status["shadow"]["version"] is None and f"challenger -> version {gone}:" in status["shadow"]["load_error"]
+    assert runtime.predict(_one_request())[0].model_version == champion
+    runtime.close()
+
+
+def test_a_full_log_queue_drops_and_counts_rows_without_failing_requests(registry: Setup, tmp_path: Path) -> None:
+    _promote(registry, rounds=5)
+    # Never started: nothing writes, so the queue of two rows stays full after the first request.
+    runtime = _shadow_runtime(registry, tmp_path, MLOPS_PREDICTION_LOG_MAX_QUEUE_ROWS="2")
+    assert len(runtime.predict(_three_flights())) == 3  # three rows do not fit: all dropped
+    assert len(runtime.predict(_one_request())) == 1  # one fits
+    assert len(runtime.predict(_one_request())) == 1
+    assert len(runtime.predict(_one_request())) == 1  # the queue holds two: dropped
+    log = runtime.readiness()["prediction_log"]
+    assert (log["queued_rows"], log["dropped_rows"], log["written_rows"]) == (2, 4, 0)
+    assert runtime.observer.dropped == 4  # type: ignore[attr-defined]
+    runtime.close()
+    assert runtime.readiness()["prediction_log"]["written_rows"] == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MLOPS_SERVING_SHADOW", "sometimes"),
+        ("MLOPS_PREDICTION_LOG_BATCH_ROWS", "0"),
+        ("MLOPS_PREDICTION_LOG_FLUSH_SECONDS", "soon"),
+        ("MLOPS_PREDICTION_LOG_MAX_QUEUE_ROWS", "-5"),
+    ],
+)
+def test_bad_shadow_and_log_settings_name_the_variable(name: str, value: str) -> None:
+    from mlops_assets.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=name):
+        load_settings({**os.environ, name: value})
+
+
+def test_shadow_is_on_by_default_and_the_log_goes_to_the_lake() -> None:
+    settings = load_settings({key: value for key, value in os.environ.items() if key != "MLOPS_SERVING_SHADOW"})
+    assert settings.serving_shadow is True and settings.prediction_log_root == settings.lake_root
+    assert load_settings({**os.environ, "MLOPS_SERVING_SHADOW": "false"}).serving_shadow is False
+
+
+SHADOW_COST_CALLS = {"1 row": 100, "100 rows": 40}
+
+
+def test_what_shadow_scoring_costs_a_request(registry: Setup, tmp_path: Path) -> None:
+    """The shadow step's own time per request (timed inside predict), and end-to-end predict with and without the
+    shadow, interleaved so load affects both alike: medians, printed (run with -s). Timings on shared cores are not
+    asserted; what is asserted is that the shadow timed every call and left the answers alone."""
+    _promote(registry, rounds=60)
+    _register(registry, registry.train, rounds=60)
+    with_shadow = _shadow_runtime(registry, tmp_path / "on")
+    without = _shadow_runtime(registry, tmp_path / "off", MLOPS_SERVING_SHADOW="false")
+    recorder: _Recorder = with_shadow.observer  # type: ignore[assignment]
+    report = []
+    for label, requests in (("1 row", _one_request()), ("100 rows", _three_flights() * 33 + _one_request())):
+        calls = SHADOW_COST_CALLS[label]
+        times: dict[str, list[float]] = {"on": [], "off": []}
+        recorder.shadow_seconds.clear()
+        for _ in range(calls):
+            for key, runtime in (("on", with_shadow), ("off", without)):
+                began = time.perf_counter()
+                runtime.predict(requests)
+                times[key].append(time.perf_counter() - began)
+        assert len(recorder.shadow_seconds) == calls
+        on, off = (float(np.median(times[key])) * 1e3 for key in ("on", "off"))
+        step = float(np.median(recorder.shadow_seconds)) * 1e3
+        report.append(f"{label}: shadow step {step:.3f} ms; predict {off:.2f} ms without, {on:.2f} ms with")
+    assert [a.probability for a in with_shadow.predict(requests)] == [a.probability for a in without.predict(requests)]
+    for runtime in (with_shadow, without):
+        runtime.close()
+    print("\nshadow cost (medians; " + ", ".join(f"{k} x{v}" for k, v in SHADOW_COST_CALLS.items()) + "): ")
+    print("\n".join(report))

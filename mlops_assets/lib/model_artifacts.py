@@ -43,8 +43,12 @@ class LoadedModel:
         return self.tags.get(PARTITION_TAG)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        """The booster's probability, then the model's own calibrator."""
-        return np.clip(self.calibrator.apply(self.booster.predict(features)), 0.0, 1.0)
+        """The booster's probability, then the model's own calibrator.
+
+        One thread: the callers score a request, a day or a week (at most a few thousand rows), where LightGBM's
+        OpenMP threads cost more than they save, and far more on a busy node (a 100-row predict: 4.1 ms with the
+        default threads against 0.20 ms with one, under load)."""
+        return np.clip(self.calibrator.apply(self.booster.predict(features, num_threads=1)), 0.0, 1.0)
 
 
 def _read_text(client: MlflowClient, run_id: str, path: str, scratch: Path) -> str | None:

@@ -9,6 +9,12 @@ Hot swap: :meth:`ServingRuntime.start_watching` starts a daemon thread that re-r
 threshold) is loaded completely and only then published by one reference assignment; a failed load keeps the current
 champion and is reported by :meth:`ServingRuntime.readiness`. A promotion or a rollback thus reaches serving without a
 restart and without a failed request.
+
+Shadow and prediction log: the same poll follows alias ``challenger`` and publishes it with the champion; each request
+scores it on the same joined rows for the log only (``MLOPS_SERVING_SHADOW`` turns it off). Every answered row is
+queued for the prediction log (:mod:`mlops_assets.lib.prediction_log`), whose thread writes it to the lake in batches;
+:meth:`ServingRuntime.close` writes the remainder. Counts go to an optional :class:`ServingObserver` (the service's
+Prometheus series) and to :meth:`ServingRuntime.readiness`.
 """
 
 from __future__ import annotations
@@ -18,24 +24,29 @@ import sqlite3
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mlops_assets.lib.evaluation_report import report_artifact
 from mlops_assets.lib.model_artifacts import LoadedModel, load_version
-from mlops_assets.lib.model_registry import CHAMPION, alias_version
+from mlops_assets.lib.model_registry import CHALLENGER, CHAMPION, alias_version
+from mlops_assets.lib.prediction_log import PredictionLogWriter, log_root
 from mlops_assets.service.scoring import (
     SERVING_VIEWS,
     FlightRequest,
+    ModelInputs,
     OnlineValues,
     Prediction,
     RouteReference,
     assemble,
     build_inputs,
     entity_rows,
+    log_records,
+    model_matrix,
     report_threshold,
     request_frame,
 )
@@ -145,6 +156,47 @@ class Champion:
     loaded_at: float
 
 
+@dataclass(frozen=True)
+class ServedModels:
+    """What one request scores with, published by one reference assignment: the champion (the answer) and the
+    shadow challenger (the log only), so a request never pairs a new champion with a shadow of the old one."""
+
+    champion: Champion
+    shadow: LoadedModel | None = None
+    # Decided at publication, not per request: with the champion's vocabulary the shadow scores the champion's
+    # matrix as it is; otherwise the same joined rows are encoded again with the shadow's own vocabulary.
+    shadow_shares_encoding: bool = False
+
+    @classmethod
+    def of(cls, champion: Champion, shadow: LoadedModel | None) -> ServedModels:
+        shares = shadow is not None and shadow.vocabulary == champion.model.vocabulary
+        return cls(champion, shadow, shares)
+
+
+class ServingObserver(Protocol):
+    """Where the runtime reports what it served (the service's Prometheus series). Called on the request path: an
+    implementation must be cheap and must not raise."""
+
+    def answered(self, answers: Sequence[Prediction]) -> None: ...
+
+    def shadow_scored(self, version: str, rows: int, seconds: float, failed: bool) -> None: ...
+
+    def log_dropped(self, rows: int) -> None: ...
+
+
+class _Unobserved:
+    """The observer of a runtime without metrics (tests, benchmarks, replays)."""
+
+    def answered(self, answers: Sequence[Prediction]) -> None:
+        pass
+
+    def shadow_scored(self, version: str, rows: int, seconds: float, failed: bool) -> None:
+        pass
+
+    def log_dropped(self, rows: int) -> None:
+        pass
+
+
 def _read_report(client: MlflowClient, run_id: str, week: str | None) -> dict[str, Any] | None:
     from mlflow.exceptions import MlflowException
 
@@ -158,14 +210,36 @@ def _read_report(client: MlflowClient, run_id: str, week: str | None) -> dict[st
         return json.loads(Path(local).read_text())
 
 
-class ServingRuntime:
-    """Loads on :meth:`load` (BentoML calls it once per worker) and, after :meth:`start_watching`, follows its alias
-    until :meth:`stop`; :meth:`predict` is thread-safe and scores each call with one champion from start to end."""
+# What MLflow answers for an alias (or a registered model) that does not exist, as opposed to a failed look-up.
+_ABSENT = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"})
 
-    def __init__(self, settings: Settings | None = None, alias: str = CHAMPION) -> None:
+
+def _request_ids(rows: int) -> list[str]:
+    # One uuid per call (uuid4 per row would cost a batch of 1,000 about 2 ms); the row's index makes it unique.
+    call = uuid.uuid4().hex
+    return [f"{call}-{index}" for index in range(rows)]
+
+
+class ServingRuntime:
+    """Loads on :meth:`load` (BentoML calls it once per worker) and, after :meth:`start` (or
+    :meth:`start_watching`), follows its alias until :meth:`stop`; :meth:`close` also writes what the prediction log
+    still holds. :meth:`predict` is thread-safe and scores each call with one champion (and one shadow) throughout.
+
+    Shadow: when ``MLOPS_SERVING_SHADOW`` is on and alias ``challenger`` names another version than the champion,
+    the same poll loads that version and publishes it with the champion; every request also scores it on the same
+    joined rows, and its score goes to the prediction log only. A failed shadow load or score is counted and
+    reported, never raised: the champion's answer does not depend on it.
+
+    Every answered row is queued for the prediction log (:class:`~mlops_assets.lib.prediction_log.PredictionLogWriter`,
+    written in batches by its thread); a full queue drops and counts rows rather than slowing the request."""
+
+    def __init__(
+        self, settings: Settings | None = None, alias: str = CHAMPION, observer: ServingObserver | None = None
+    ) -> None:
         self.settings = settings or load_settings()
         self.alias = alias
-        self._champion: Champion | None = None
+        self.observer: ServingObserver = observer or _Unobserved()
+        self._models: ServedModels | None = None
         self._features: OnlineFeatures | None = None
         self._reference: RouteReference | None = None
         self.load_error: str | None = None
@@ -173,6 +247,20 @@ class ServingRuntime:
         self.last_poll_at: float | None = None
         self.last_poll_error: str | None = None
         self.swaps = 0
+        # The shadow's record: why the poll could not load it, why its last score failed, and the row counts.
+        self.shadow_load_error: str | None = None
+        self.shadow_score_error: str | None = None
+        self.shadow_rows = 0
+        self.shadow_failed_rows = 0
+        self._dropped_reported = 0
+        self._counts_lock = threading.Lock()
+        # Constructed here, started by start(): no thread before the server has forked its workers.
+        self.prediction_log = PredictionLogWriter(
+            self.settings.prediction_log_root,
+            batch_rows=self.settings.prediction_log_batch_rows,
+            flush_seconds=self.settings.prediction_log_flush_seconds,
+            max_queue_rows=self.settings.prediction_log_max_queue_rows,
+        )
         # load() and poll() may run on different threads; serialised, a slow load can never publish an older version
         # after a newer one.
         self._load_lock = threading.Lock()
@@ -191,7 +279,9 @@ class ServingRuntime:
         """Load everything; a failure is kept (readiness reports it) rather than raised, so health stays up."""
         with self._load_lock:
             try:
-                self._champion = self._load_champion()
+                client = self.client()
+                champion = self._load_champion(client)
+                self._models = ServedModels.of(champion, self._follow_shadow(client, champion, None))
                 self._features = self._load_features()
                 self._reference = RouteReference.from_lake(self.settings.lake_root)
                 self.load_error = None
@@ -212,9 +302,45 @@ class ServingRuntime:
         threshold, source = report_threshold(_read_report(client, model.run_id, model.partition))
         return Champion(model, threshold, source, time.time())
 
+    @property
+    def shadow_enabled(self) -> bool:
+        return self.settings.serving_shadow and self.alias != CHALLENGER
+
+    def _follow_shadow(
+        self, client: MlflowClient, champion: Champion, current: LoadedModel | None
+    ) -> LoadedModel | None:
+        """The model to shadow ``champion`` with: the ``challenger`` alias's version when it is another one, reused
+        when already loaded. Never raises: a failed load means no shadow until a later poll loads it."""
+        if not self.shadow_enabled:
+            return None
+        from mlflow.exceptions import MlflowException
+
+        target: str | None = None
+        try:
+            try:
+                version = client.get_model_version_by_alias(self.settings.registered_model_name, CHALLENGER)
+            except MlflowException as exc:
+                if exc.error_code not in _ABSENT:
+                    raise  # the registry failed to answer: not the same as no challenger
+                version = None
+            target = str(version.version) if version is not None else None
+            if version is None or target == champion.model.version:
+                shadow = None  # no candidate, or it was promoted: nothing to compare the champion with
+            elif current is not None and current.version == target:
+                shadow = current
+            else:
+                shadow = load_version(client, version)
+            self.shadow_load_error = None
+            return shadow
+        except Exception as exc:  # the shadow feeds the log only: no failure of its load may reach serving
+            self.shadow_load_error = f"{CHALLENGER} -> version {target}: {_describe(exc)}"
+            # A failed look-up keeps the loaded shadow (a registry hiccup must not gap the log's shadow scores); a
+            # failed load of another version leaves none, since the loaded one is no longer the challenger.
+            return current if target is None else None
+
     def poll(self) -> bool:
-        """Check the alias once and swap in its version if it moved; True when the champion changed. Never raises:
-        a failure keeps whatever is loaded and is recorded for readiness (the next poll retries)."""
+        """Check the aliases once and swap in their versions if they moved; True when the champion changed. Never
+        raises: a failure keeps whatever is loaded and is recorded for readiness (the next poll retries)."""
         with self._load_lock:
             target: str | None = None
             try:
@@ -222,18 +348,21 @@ class ServingRuntime:
                 client = self._poll_client = self._poll_client or self.client()
                 version = self._alias_target(client)
                 target = str(version.version)
-                current = self._champion
-                swapped = False
-                if current is None or current.model.version != str(version.version):
+                current = self._models
+                if current is not None and current.champion.model.version == target:
+                    champion = current.champion
+                else:
                     # Fully loaded (booster, vocabulary, calibrator, threshold) before anything is published: requests
                     # keep scoring with the current champion meanwhile, and a failure here leaves it in place.
-                    candidate = self._load_champion(client, version)
-                    # One reference assignment (atomic under the GIL): predict reads self._champion once per call,
-                    # so a request sees the old champion or the new one, never a mix.
-                    self._champion = candidate
-                    swapped = True
-                    if current is not None:
-                        self.swaps += 1
+                    champion = self._load_champion(client, version)
+                swapped = current is None or champion is not current.champion
+                shadow = self._follow_shadow(client, champion, current.shadow if current else None)
+                if current is None or champion is not current.champion or shadow is not current.shadow:
+                    # One reference assignment (atomic under the GIL): predict reads self._models once per call,
+                    # so a request sees the old pair or the new one, never a mix.
+                    self._models = ServedModels.of(champion, shadow)
+                if swapped and current is not None:
+                    self.swaps += 1
                 # A service started before any champion (or whose store failed) becomes ready by polling.
                 if self._features is None:
                     self._features = self._load_features()
@@ -253,6 +382,12 @@ class ServingRuntime:
                 return False
             finally:
                 self.last_poll_at = time.time()
+
+    def start(self) -> None:
+        """Start the prediction log's writer and the alias watcher (BentoML's worker calls this once, after the
+        fork); :meth:`close` ends both."""
+        self.prediction_log.start()
+        self.start_watching()
 
     def start_watching(self) -> None:
         """Start the daemon thread that calls :meth:`poll` every ``serving_poll_seconds`` (no-op if it runs)."""
@@ -276,6 +411,13 @@ class ServingRuntime:
         if watcher is not None and watcher is not threading.current_thread():
             watcher.join(timeout)
 
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the watcher, then write what the prediction log still holds and stop its writer (a clean shutdown
+        loses no logged row). Final: later answers are still given, but their rows are dropped and counted."""
+        self.stop(timeout)
+        self.prediction_log.close(timeout)
+        self._report_dropped()
+
     @property
     def watching(self) -> bool:
         return self._watcher is not None and self._watcher.is_alive()
@@ -288,10 +430,13 @@ class ServingRuntime:
 
     @property
     def ready(self) -> bool:
-        return self._champion is not None and self._features is not None and self._reference is not None
+        return self._models is not None and self._features is not None and self._reference is not None
 
     def readiness(self) -> dict[str, Any]:
-        champion = self._champion
+        models = self._models
+        champion = models.champion if models else None
+        shadow = models.shadow if models else None
+        self._report_dropped()  # background write failures reach the metric here too, not only at the next request
         return {
             "ready": self.ready,
             "error": self.load_error,
@@ -308,19 +453,30 @@ class ServingRuntime:
             "last_poll_at": _iso(self.last_poll_at),
             "last_poll_error": self.last_poll_error,
             "swaps": self.swaps,
+            "shadow": {
+                "enabled": self.shadow_enabled,
+                "alias": CHALLENGER,
+                "version": shadow.version if shadow else None,
+                "load_error": self.shadow_load_error,
+                "last_score_error": self.shadow_score_error,
+                "scored_rows": self.shadow_rows,
+                "failed_rows": self.shadow_failed_rows,
+            },
+            "prediction_log": {"root": log_root(self.settings.prediction_log_root), **self.prediction_log.stats()},
         }
 
     def predict(self, requests: Sequence[FlightRequest]) -> list[Prediction]:
-        if not self.ready:
+        # Read once: a swap during this call changes neither the models, the threshold nor the versions it reports.
+        models = self._models
+        if not self.ready or models is None:
             raise NotReadyError(self.load_error or "the service has not loaded its model yet")
-        assert self._champion is not None and self._features is not None and self._reference is not None
-        # Read once: a swap during this call does not change the model, threshold or version this answer reports.
-        champion = self._champion
+        assert self._features is not None and self._reference is not None
+        champion = models.champion
         frame = request_frame(requests, self._reference, self.settings.prediction_lead_minutes)
         online = self._features.fetch(entity_rows(frame))
         inputs = build_inputs(frame, online, champion.model.vocabulary)
         probabilities = champion.model.predict(inputs.matrix)
-        return assemble(
+        answers = assemble(
             frame,
             probabilities,
             inputs,
@@ -328,4 +484,45 @@ class ServingRuntime:
             champion.threshold_source,
             champion.model.name,
             champion.model.version,
+            _request_ids(len(requests)),
         )
+        shadow_scores = self._score_shadow(models, inputs)
+        shadow_version = models.shadow.version if models.shadow is not None else None
+        self.prediction_log.append(log_records(requests, inputs, answers, shadow_version, shadow_scores))
+        self._report_dropped()
+        self.observer.answered(answers)
+        return answers
+
+    def _score_shadow(self, models: ServedModels, inputs: ModelInputs) -> list[float] | None:
+        """The shadow's probabilities on the champion's joined rows, or None (no shadow, or it failed: counted)."""
+        shadow = models.shadow
+        if shadow is None:
+            return None
+        rows = inputs.frame.height
+        began = time.perf_counter()
+        try:
+            matrix = inputs.matrix if models.shadow_shares_encoding else model_matrix(inputs.frame, shadow.vocabulary)
+            scores = shadow.predict(matrix).tolist()
+        except Exception as exc:  # a shadow's failure must never fail the champion's answer, whatever its type
+            with self._counts_lock:
+                self.shadow_failed_rows += rows
+                self.shadow_score_error = f"scoring {CHALLENGER} v{shadow.version}: {_describe(exc)}"
+            self.observer.shadow_scored(shadow.version, rows, time.perf_counter() - began, failed=True)
+            return None
+        # What the shadow adds to the request: its encoding (when not shared) and its scoring.
+        seconds = time.perf_counter() - began
+        with self._counts_lock:
+            self.shadow_rows += rows
+        self.observer.shadow_scored(shadow.version, rows, seconds, failed=False)
+        return scores
+
+    def _report_dropped(self) -> None:
+        """Pass rows the log dropped since the last report (a full queue here, a failed write in its thread) on to
+        the observer, each row once."""
+        if self.prediction_log.dropped_rows == self._dropped_reported:
+            return  # the request path's usual case: one comparison, no lock
+        with self._counts_lock:
+            dropped = self.prediction_log.dropped_rows
+            new, self._dropped_reported = dropped - self._dropped_reported, dropped
+        if new > 0:
+            self.observer.log_dropped(new)
