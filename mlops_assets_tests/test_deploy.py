@@ -182,6 +182,29 @@ def test_digest_pins_the_image(rendered: dict[str, list[dict[str, Any]]]) -> Non
     assert image == f"registry.example.com/mlops/flight-delay-bento@{DIGEST_STABLE}"
 
 
+@pytest.mark.parametrize("case", CHECKOV_CASES)
+def test_every_pinned_deployment_runs_an_image_by_digest(case: str, rendered: dict[str, list[dict[str, Any]]]) -> None:
+    for track, deployment in deployments(rendered[case]).items():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            repository, _, digest = container["image"].partition("@")
+            assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), (case, track, container["image"])
+            assert ":" not in repository.rsplit("/", 1)[-1], (case, track, container["image"])
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        ({"digest": "0.1.0"}, "is not a registry digest"),
+        ({"digest": "sha256:" + "A" * 64}, "is not a registry digest"),
+        ({"repository": "registry.example.com/mlops/flight-delay-bento:0.1.0"}, "without a tag or digest"),
+    ],
+)
+def test_a_malformed_image_reference_fails_the_render(tmp_path: Path, image: dict[str, str], message: str) -> None:
+    case = {"bad": _merge(PINNED, {"stable": {"image": image}})}
+    proc = run([tools_bin("python"), DEPLOY / "tools" / "render_chart.py", CHART, tmp_path, json.dumps(case)])
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
 def test_canary_track_shares_the_service_and_keys_its_model_version(rendered: dict[str, list[dict[str, Any]]]) -> None:
     docs = rendered["canary"]
     tracks = deployments(docs)
@@ -298,6 +321,9 @@ def test_dockerfile_contract() -> None:
     assert "pyproject.toml uv.lock" in builder and "uv sync --locked" in builder
     assert "dagster-dbt project prepare-and-package --file mlops_assets/defs/transform/project.py" in builder
     assert "COPY --from=builder /opt/venv /opt/venv" in runtime
+    # The commit is a build argument, stamped where settings read it (models carry it as git_sha) and as a label.
+    assert "ARG GIT_SHA" in runtime and 'MLOPS_GIT_SHA="${GIT_SHA}"' in runtime
+    assert "org.opencontainers.image.revision" in runtime
     # Non-root with a numeric uid (Kubernetes can verify runAsNonRoot only for numeric users).
     (user,) = re.findall(r"^USER\s+(\S+)", runtime, flags=re.MULTILINE)
     assert re.fullmatch(r"[1-9]\d*(:\d+)?", user), user

@@ -18,11 +18,13 @@ import pandas as pd
 import pytest
 
 from mlops_assets.defs.common import LakeResource
-from mlops_assets.defs.serving.assets import BENTO_KEY, bento
-from mlops_assets.defs.serving.resources import BentoBuilder
+from mlops_assets.defs.serving.assets import BENTO_KEY, bento, bento_image
+from mlops_assets.defs.serving.resources import BentoBuilder, DockerEngine
 from mlops_assets.defs.serving.sensors import bento_follows_champion
 from mlops_assets.defs.training.resources import MlflowTracking
+from mlops_assets.lib.bento_build import pinned_requirements
 from mlops_assets.lib.model_registry import CHALLENGER, CHAMPION, PARTITION_TAG, promote, rollback
+from mlops_assets.settings import SettingsError, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,3 +133,48 @@ def test_the_sensor_follows_the_champion_alias_through_promotion_and_rollback(
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == first
     (request,) = tick().run_requests or []
     assert request.tags["mlops/champion_version"] == first, "a rollback to an older version rebuilds the bento"
+
+
+def test_the_requirements_pin_the_whole_installed_closure() -> None:
+    pinned = pinned_requirements()
+    assert all("==" in requirement for requirement in pinned)
+    # Direct requirements keep the extras the package asks for; transitive ones are pinned too (starlette comes
+    # with bentoml, not from pyproject.toml), so the image never takes the index's latest release of anything.
+    assert f"ray[tune]=={version('ray')}" in pinned and f"lightgbm=={version('lightgbm')}" in pinned
+    assert f"starlette=={version('starlette')}" in pinned
+    # The package's own extras (dev: pytest, ruff) stay out.
+    assert not any(requirement.startswith(("pytest==", "ruff==")) for requirement in pinned)
+
+
+@pytest.mark.parametrize(
+    ("docker_host", "message"),
+    [
+        ("", r"no Docker engine is configured: start one with `deploy/docker-engine.sh start DIR`"),
+        ("unix:///nonexistent/docker.sock", r"no Docker engine answers at unix:///nonexistent/docker.sock"),
+    ],
+)
+def test_bento_image_without_an_engine_fails_naming_the_script(tmp_path: Path, docker_host: str, message: str) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {
+        "bento_builder": BentoBuilder(store_dir=str(tmp_path / "bentoml"), build_ctx=str(REPO_ROOT)),
+        "docker_engine": DockerEngine(docker_host=docker_host),
+    }
+    with pytest.raises(dg.Failure, match="materialise bento first"):
+        dg.materialize([bento_image], instance=instance, resources=resources)
+    metadata = {"bento_tag": "flight_delay:abc", "archive": str(tmp_path / "a.bento"), "model_version": "1"}
+    instance.report_runless_asset_event(dg.AssetMaterialization(BENTO_KEY, metadata=metadata))
+    with pytest.raises(dg.Failure, match=message):
+        dg.materialize([bento_image], instance=instance, resources=resources)
+
+
+def test_the_engine_and_registry_settings_are_validated_and_reach_the_resource() -> None:
+    settings = load_settings(
+        {"MLOPS_DOCKER_HOST": "unix:///tmp/e/docker.sock", "MLOPS_IMAGE_REGISTRY": "127.0.0.1:5000/"}
+    )
+    engine = DockerEngine.from_settings(settings)
+    assert (engine.docker_host, engine.registry) == ("unix:///tmp/e/docker.sock", "127.0.0.1:5000")
+    assert DockerEngine.from_settings(load_settings({})).docker_host == ""
+    with pytest.raises(SettingsError, match=r"MLOPS_DOCKER_HOST='/tmp/e/docker.sock' must be a DOCKER_HOST URL"):
+        load_settings({"MLOPS_DOCKER_HOST": "/tmp/e/docker.sock"})
+    with pytest.raises(SettingsError, match=r"MLOPS_IMAGE_REGISTRY='http://r:5000' must be host\[:port\]"):
+        load_settings({"MLOPS_IMAGE_REGISTRY": "http://r:5000"})

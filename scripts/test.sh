@@ -9,12 +9,16 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # Debian's Chromium for the UI test (Playwright drives /usr/bin/chromium; no browser download).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# Debian's Docker engine, debootstrap and registry for the serving-image test (deploy/docker-engine.sh, base-image.sh).
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing ${missing[*]} (apt)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 if [ -x deploy/install-validation-tools.sh ] || [ -f deploy/install-validation-tools.sh ]; then
   bash deploy/install-validation-tools.sh

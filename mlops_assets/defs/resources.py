@@ -9,7 +9,7 @@ import dagster as dg
 
 from mlops_assets.defs.common import LakeResource
 from mlops_assets.defs.features.resources import FeatureStoreResource
-from mlops_assets.defs.serving.resources import BentoBuilder
+from mlops_assets.defs.serving.resources import BentoBuilder, DockerEngine
 from mlops_assets.defs.training.resources import MlflowTracking
 from mlops_assets.defs.transform.dbt_cli import DbtCli
 from mlops_assets.defs.transform.project import dbt_project
@@ -39,6 +39,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "feature_store": FeatureStoreResource.from_settings(settings),
         "mlflow_tracking": MlflowTracking.from_settings(settings),
         "bento_builder": BentoBuilder.from_settings(settings),
+        "docker_engine": DockerEngine.from_settings(settings),
     }
 
 

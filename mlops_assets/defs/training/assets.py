@@ -185,6 +185,9 @@ def _hash(payload: object) -> str:
 
 
 def _git_sha() -> str:
+    # In an image there is no .git: the build stamps the commit as MLOPS_GIT_SHA (deploy/Dockerfile's GIT_SHA).
+    if SETTINGS.git_sha:
+        return SETTINGS.git_sha
     head = SETTINGS.dbt_project_dir.parent / ".git" / "HEAD"
     try:
         ref = head.read_text().strip()

@@ -34,9 +34,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: mlops-assets
 {{- end -}}
 
-{{/* Image reference: a digest, when given, pins the exact image and wins over the tag. */}}
+{{/* Image reference: a digest, when given, pins the exact image and wins over the tag. A malformed digest fails the
+render rather than producing a reference no registry resolves (an image id or a tag passed as the digest). */}}
 {{- define "fds.image" -}}
+{{- if or (contains "@" .repository) (regexMatch ":[^/]*$" .repository) -}}
+{{- fail (printf "image.repository %q must be a repository without a tag or digest (put those in image.tag / image.digest)" .repository) -}}
+{{- end -}}
 {{- if .digest -}}
+{{- if not (regexMatch "^sha256:[a-f0-9]{64}$" .digest) -}}
+{{- fail (printf "image.digest %q is not a registry digest sha256:<64 hex>: use the part after '@' of the bento_image asset's repo_digest" .digest) -}}
+{{- end -}}
 {{- printf "%s@%s" .repository .digest -}}
 {{- else -}}
 {{- printf "%s:%s" .repository (required "image.tag or image.digest is required" .tag) -}}
