@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time as clock
 from collections import Counter
 from datetime import date, datetime, time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlops_assets.lib.landing import land_days
-from mlops_assets.settings import load_settings
+from mlops_assets.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+    from mlops_assets.lib.replay import ReplayDay
+    from mlops_assets.lib.replay_daemon import DagsterDev, Run, Sensor
 
 
 def _land(args: argparse.Namespace) -> int:
@@ -39,6 +48,16 @@ def _clock(text: str) -> time:
         return time.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a time of day; use HH:MM, e.g. 12:30") from exc
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds, e.g. 1800")
+    return value
 
 
 def _replay_departures(args: argparse.Namespace) -> int:
@@ -229,6 +248,230 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+# The sensors a replayed day goes through: landing -> raw; automation -> the daily chain, training, evaluation and
+# promotion; drift -> retrain; rollback; the bento follows the champion. A day is settled when no run is active and
+# each of them has evaluated the state the last run left.
+REPLAY_SENSORS = [
+    "landing_sensor",
+    "automation_sensor",
+    "drift_retrain_sensor",
+    "champion_rollback_sensor",
+    "bento_follows_champion",
+]
+RETRAIN_REASON_TAG = "mlops/retrain_reason"  # defs/monitoring/sensors.py; test_replay_lib checks they match
+TRAINED_MODEL_ASSET = "trained_model"
+PROGRESS_EVERY_S = 30.0
+
+
+def _registered_model_tags(client: MlflowClient, name: str) -> dict[str, str]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(client.get_registered_model(name).tags)
+    except MlflowException:
+        return {}  # no model registered yet
+
+
+def _day_profile(server: DagsterDev, day: date, since: float) -> tuple[bool, dict[str, object]]:
+    """(materialised since ``since``, the newest figures recorded for the day) of drift_profile's partition."""
+    from mlops_assets.lib.replay_daemon import asset_events
+
+    events = asset_events(server.graphql, ["drift_profile"], day.isoformat())
+    fresh = any(e.kind == "materialization" and e.timestamp >= since for e in events)
+    with_figures = [e for e in events if "rows" in e.metadata]
+    return fresh, (with_figures[0].metadata if with_figures else {})
+
+
+def _settled(server: DagsterDev, watched: dict[str, Sensor], since: float) -> tuple[bool, list[Run], str]:
+    """Whether the day has settled: no backfill or run active, and every watched sensor finished a tick that started
+    after the newest run ended (so it saw the state that run left). Returns (settled, the day's runs, what it waits
+    for)."""
+    from mlops_assets.lib.replay_daemon import FINISHED_TICK_STATUSES, active_backfills, runs_since, sensor_ticks
+
+    runs = runs_since(server.graphql, since)
+    backfills = active_backfills(server.graphql)
+    if backfills:
+        return False, runs, f"backfill {', '.join(backfills)}"
+    active = [r for r in runs if r.active]
+    if active:
+        names = sorted({asset for r in active for asset in r.assets} or {r.job for r in active})
+        return False, runs, f"{len(active)} run(s) active ({', '.join(names)[:80]})"
+    last = max([since, *(r.ended for r in runs if r.ended is not None)])
+    behind = [
+        name
+        for name, sensor in watched.items()
+        if not any(
+            t["status"] in FINISHED_TICK_STATUSES and t["timestamp"] > last
+            for t in sensor_ticks(server.graphql, sensor)
+        )
+    ]
+    if behind:
+        return False, runs, f"a tick of {', '.join(behind)}"
+    # A tick that requested a run finished after submitting it, so a second look finds any run it started.
+    again = runs_since(server.graphql, since)
+    return len(again) == len(runs) and not any(r.active for r in again), again, "new runs"
+
+
+def _replay_day(
+    server: DagsterDev,
+    watched: dict[str, Sensor],
+    settings: Settings,
+    client: MlflowClient,
+    day: date,
+    timeout_s: float,
+) -> ReplayDay:
+    from mlops_assets.lib import replay
+
+    name = settings.registered_model_name
+    before = _registered_model_tags(client, name)
+    started = clock.time()
+    land_days(settings.landing_dir, day, day)
+    status, next_progress = "ok", started + PROGRESS_EVERY_S
+    while True:
+        settled, runs, waiting = _settled(server, watched, started)
+        if settled:
+            break
+        if not server.alive():
+            raise ValueError(f"dagster dev (pid {server.pid}) exited; see {server.log}")
+        now = clock.time()
+        if now - started > timeout_s:
+            status = "timeout"
+            break
+        if now >= next_progress:
+            print(f"  {day}: {now - started:4.0f} s, {len(runs)} run(s) so far, waiting for {waiting}", flush=True)
+            next_progress = now + PROGRESS_EVERY_S
+        clock.sleep(2.0)
+    profiled, metadata = _day_profile(server, day, started)
+    promotions, rollbacks = replay.alias_moves(before, _registered_model_tags(client, name))
+    trained = sorted({r.tags.get("dagster/partition", "?") for r in runs if TRAINED_MODEL_ASSET in r.assets})
+    retrains = [r for r in runs if RETRAIN_REASON_TAG in r.tags]
+    return replay.ReplayDay(
+        day=day,
+        profiled=profiled,
+        **replay.day_figures(metadata),  # type: ignore[arg-type]
+        retrain_requested=bool(retrains),
+        retrain_reason=retrains[0].tags[RETRAIN_REASON_TAG] if retrains else "",
+        trained_weeks=tuple(trained),
+        promotions=tuple(promotions),
+        rollbacks=tuple(rollbacks),
+        runs=len(runs),
+        failed_runs=sum(1 for r in runs if r.status == "FAILURE"),
+        wall_s=round(clock.time() - started, 1),
+        status=status,
+    )
+
+
+def _progress_line(r: ReplayDay) -> str:
+    figures = (
+        f"rows {r.rows if r.rows is not None else '-':>5}  "
+        + (f"drift {r.drift_excess:+.3f}  " if r.drift_excess is not None else "drift   -     ")
+        + (f"AUC {r.roc_auc:.3f}  " if r.roc_auc is not None else "AUC   -    ")
+    )
+    events = [
+        *(["RETRAIN requested"] if r.retrain_requested else []),
+        *(f"trained {week}" for week in r.trained_weeks),
+        *(f"promotion {move}" for move in r.promotions),
+        *(f"ROLLBACK {move}" for move in r.rollbacks),
+        *([] if r.profiled else ["NOT PROFILED"]),
+        *([] if r.status == "ok" else [r.status.upper()]),
+    ]
+    return f"{r.day}  {figures}runs {r.runs:>2} ({r.failed_runs} failed)  {r.wall_s:5.0f} s" + (
+        f"  [{'; '.join(events)}]" if events else ""
+    )
+
+
+def _replay_outputs(records: list[ReplayDay], threshold: float, out: Path) -> None:
+    from mlops_assets.lib import replay
+
+    replay.write_csv(records, out / "replay.csv")
+    title = f"mlops-assets replay {records[0].day} .. {records[-1].day}: drift, daily AUC and model events"
+    replay.write_plot(records, threshold, out / "replay.png", title)
+
+
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _replay_paths(args: argparse.Namespace) -> tuple[dict[str, str], Settings, Path, Path]:
+    """(the children's environment, the settings it gives, the instance directory, the output directory)."""
+    import os
+
+    # The child processes get the data dir through their environment; this process never writes its own.
+    env = dict(os.environ)
+    if args.data_dir:
+        env["MLOPS_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
+    settings = load_settings(env)
+    home = args.dagster_home or env.get("DAGSTER_HOME")
+    if not home:
+        raise ValueError("no Dagster instance: set DAGSTER_HOME or pass --dagster-home DIR (with a dagster.yaml)")
+    out = Path(args.out).expanduser().resolve() if args.out else settings.data_dir / "replay"
+    return env, settings, Path(home).expanduser().resolve(), out
+
+
+def _replay_summary(records: list[ReplayDay], threshold: float, out: Path) -> str:
+    from mlops_assets.lib import replay
+
+    summary = replay.summarise(records, threshold)
+    return (
+        f"wrote {out / 'replay.csv'} and {out / 'replay.png'}: {summary.days} day(s), "
+        f"{len(summary.unprofiled_days)} not profiled in time (longest undetected drift <= "
+        f"{summary.max_undetected_hours} h of data), {summary.signalling_days} over the drift threshold, "
+        f"{len(summary.retrain_requests)} retrain request(s), {summary.promotions} promotion(s), "
+        f"{summary.rollbacks} rollback(s)"
+    )
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """Replay days through the real automation path under a `dagster dev`, recording each day's figures."""
+    import signal
+
+    from mlflow.tracking import MlflowClient
+
+    from mlops_assets.lib import replay
+    from mlops_assets.lib.landing import days_between
+    from mlops_assets.lib.replay_daemon import DagsterDevError, dagster_dev, ensure_running, sensors
+
+    env, settings, home, out = _replay_paths(args)
+    csv_path = out / "replay.csv"
+    if args.plot_only:
+        records = replay.read_csv(csv_path)
+        _replay_outputs(records, settings.drift_threshold, out)
+        print(f"re-drew {out / 'replay.png'} from {len(records)} day(s)")
+        return 0
+    days = list(days_between(args.start, args.end))
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_registry_uri)
+    # The days before START of an earlier replay into the same OUT are kept: a long replay can run in pieces.
+    earlier = [r for r in replay.read_csv(csv_path) if r.day < days[0]] if csv_path.exists() else []
+    if earlier:
+        print(f"keeping {len(earlier)} earlier day(s) of {csv_path} ({earlier[0].day} .. {earlier[-1].day})")
+    records: list[ReplayDay] = []
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    print(f"replaying {days[0]} .. {days[-1]} ({len(days)} days) with DAGSTER_HOME={home}, data in {settings.data_dir}")
+    try:
+        with dagster_dev(home, env, out / "dagster-dev.log") as server:
+            statuses = ensure_running(server.graphql, REPLAY_SENSORS)
+            print(f"dagster dev on {server.url} (pid {server.pid}); sensors {statuses}")
+            watched = {name: sensor for name, sensor in sensors(server.graphql).items() if name in REPLAY_SENSORS}
+            for day in days:
+                records.append(_replay_day(server, watched, settings, client, day, args.timeout))
+                print(_progress_line(records[-1]), flush=True)
+                replay.write_csv([*earlier, *records], csv_path)
+    except KeyboardInterrupt:
+        print(f"interrupted after {len(records)} day(s); dagster dev stopped", file=sys.stderr)
+    except DagsterDevError as exc:
+        raise ValueError(str(exc)) from exc
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+        if records:  # a replay that did not get through a day leaves an earlier replay's files alone
+            _replay_outputs([*earlier, *records], settings.drift_threshold, out)
+    if not records:
+        print(f"no day replayed; nothing written beside {out / 'dagster-dev.log'}")
+        return 1
+    print(_replay_summary([*earlier, *records], settings.drift_threshold, out))
+    on_time = all(record.profiled for record in records)
+    return 0 if len(records) == len(days) and on_time else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -251,6 +494,22 @@ def main(argv: list[str] | None = None) -> int:
         "--speed", type=float, help="multiple of real time, e.g. 60 = a minute a second (default: as fast as possible)"
     )
     replay.set_defaults(handler=_replay_departures)
+    replay_days = commands.add_parser(
+        "replay",
+        help="replay days through the real automation path (dagster dev + sensors), writing replay.csv and replay.png",
+    )
+    replay_days.add_argument("start", type=date.fromisoformat, help="first day to land, YYYY-MM-DD")
+    replay_days.add_argument("end", type=date.fromisoformat, help="last day to land (inclusive), YYYY-MM-DD")
+    replay_days.add_argument("--data-dir", help="the data dir (default: MLOPS_DATA_DIR or ./data)")
+    replay_days.add_argument("--dagster-home", help="instance directory with a dagster.yaml (default: DAGSTER_HOME)")
+    replay_days.add_argument("--out", help="where replay.csv, replay.png and the log go (default: DATA_DIR/replay)")
+    replay_days.add_argument(
+        "--timeout", type=_seconds, default=1800.0, help="seconds a day may take to settle (default: 1800)"
+    )
+    replay_days.add_argument(
+        "--plot-only", action="store_true", help="re-draw replay.png from OUT/replay.csv; start nothing"
+    )
+    replay_days.set_defaults(handler=_replay)
     verify = commands.add_parser("verify", help="fail if a selected asset is unmaterialised or a check failed")
     verify.add_argument("--select", help="Dagster asset selection (default: every asset)")
     verify.add_argument(

@@ -125,3 +125,24 @@ def test_re_landing_one_table_of_a_complete_day_requests_it_again(
     assert _ranges(first) == [(DAY.isoformat(), DAY.isoformat())]
     _age(lake.landing_path() / "weather" / f"{DAY}.csv", 10)  # a new mtime: re-landed
     assert _ranges(_evaluate(instance, lake, first.cursor)) == [(DAY.isoformat(), DAY.isoformat())]
+
+
+def test_a_sensor_without_cursor_skips_days_ingested_after_they_landed(
+    instance: dg.DagsterInstance, lake: LakeResource
+) -> None:
+    """A fresh (or reset) cursor on a landing zone ingested by other runs (a CLI backfill): only what changed since
+    its raw partition was materialised is requested, not every landed day again."""
+    land_days(lake.landing_path(), date(2013, 3, 1), date(2013, 3, 3))
+    # Ingested after landing (what a `dagster asset materialize` range run records); 2013-03-03 never was.
+    for table in ("flights", "weather"):
+        for day in ("2013-03-01", "2013-03-02"):
+            instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=["raw", table], partition=day))
+    for table in ("planes", "airports", "airlines"):
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=["raw", table]))
+    first = _evaluate(instance, lake, None)
+    assert _ranges(first) == [("2013-03-03", "2013-03-03")]
+    assert not [r for r in first.run_requests or [] if r.job_name == "raw_dimensions_job"]
+    # An ingested day landed again afterwards is new again, with or without a cursor.
+    _age(lake.landing_path() / "flights" / "2013-03-01.csv", -60)  # an mtime after the materialisation
+    assert _ranges(_evaluate(instance, lake, None)) == [("2013-03-01", "2013-03-01"), ("2013-03-03", "2013-03-03")]
+    assert _ranges(_evaluate(instance, lake, first.cursor)) == [("2013-03-01", "2013-03-01")]

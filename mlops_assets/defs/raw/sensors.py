@@ -52,6 +52,43 @@ def _range_request(first: date, last: date, tags: dict[str, str] | None = None) 
     )
 
 
+def _materialised_at(instance: dg.DagsterInstance, table: str, partitions: list[str]) -> dict[str | None, float]:
+    """When each of ``partitions`` of raw/``table`` (a dimension: its single partition, None) was last
+    materialised, in epoch seconds; absent when never."""
+    records_filter = dg.AssetRecordsFilter(asset_key=dg.AssetKey(["raw", table]), asset_partitions=partitions or None)
+    newest: dict[str | None, float] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(records_filter, limit=1000, cursor=cursor)
+        for record in page.records:
+            key = record.partition_key
+            newest[key] = max(newest.get(key, 0.0), record.timestamp)
+        if not page.has_more:
+            return newest
+        cursor = page.cursor
+
+
+def _already_ingested(instance: dg.DagsterInstance, names: list[str], current: dict[str, float]) -> set[str]:
+    """The landed files among ``names`` (not in the cursor) whose raw partition was materialised after the file last
+    changed: ingested already, by a run the sensor did not request (a CLI backfill, or before this sensor's cursor
+    was reset). Without this, a sensor starting on an ingested landing zone requests every landed day again."""
+    by_table: dict[str, dict[str | None, str]] = {}
+    for name in names:
+        table = name.split("/", 1)[0]
+        day = _day_of(name) if table in DAILY_TABLES else None
+        if table in DAILY_TABLES and day is None:
+            continue
+        by_table.setdefault(table, {})[day.isoformat() if day else None] = name
+    ingested: set[str] = set()
+    for table, by_partition in by_table.items():
+        partitions = [key for key in by_partition if key is not None]
+        materialised = _materialised_at(instance, table, partitions)
+        for key, name in by_partition.items():
+            if materialised.get(key, 0.0) > current[name]:
+                ingested.add(name)
+    return ingested
+
+
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
@@ -69,6 +106,10 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> d
     seen: dict[str, float] = json.loads(context.cursor) if context.cursor else {}
     current = _landed_state(lake)
     changed = [name for name, mtime in current.items() if seen.get(name) != mtime]
+    unseen = [name for name in changed if name not in seen]
+    if unseen:
+        ingested = _already_ingested(context.instance, unseen, current)
+        changed = [name for name in changed if name not in ingested]
     valid_keys = set(daily_partitions.get_partition_keys())
 
     landed: dict[date, dict[str, float]] = {}
