@@ -202,6 +202,11 @@ def test_every_asset_has_a_freshness_policy_and_is_kept_current() -> None:
     for key in GRAPH.get_all_asset_keys():
         node = GRAPH.get(key)
         assert node.freshness_policy is not None, f"{key.to_user_string()} has no FreshnessPolicy"
+        if key == dg.AssetKey("bento_image") and not SETTINGS.docker_host:
+            # Documented exception: it needs a Docker engine, so it is automated only where MLOPS_DOCKER_HOST is set
+            # (elsewhere every new bento would start a run that cannot succeed).
+            assert node.automation_condition is None
+            continue
         assert node.automation_condition is not None or key in sensor_targets, (
             f"{key.to_user_string()} has neither an AutomationCondition nor a sensor that targets it"
         )

@@ -12,6 +12,8 @@ import dagster as dg
 import pytest
 
 from mlops_assets.defs.common import SETTINGS
+from mlops_assets.defs.features.assets import FEATURE_STORE_KEY
+from mlops_assets.defs.features.checks import VALIDATED_KEY
 from mlops_assets.defs.monitoring.assets import AUC_DECAY, DRIFT_EXCESS, DRIFT_PROFILE_KEY, ROWS
 from mlops_assets.defs.monitoring.sensors import drift_retrain_sensor, retrain_policy
 from mlops_assets.defs.training.assets import TRAINED_MODEL_KEY
@@ -23,8 +25,35 @@ LATEST = date(2013, 7, 10)  # a Wednesday: its week is 2013-07-08
 
 @pytest.fixture()
 def instance() -> Iterator[dg.DagsterInstance]:
+    """Every feature day up to LATEST built, so a requested week's training data exists."""
     with dg.instance_for_test() as instance:
+        day = SETTINGS.partitions_start
+        while day <= LATEST:
+            for key in (VALIDATED_KEY, FEATURE_STORE_KEY):
+                instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition=day.isoformat()))
+            day += timedelta(days=1)
         yield instance
+
+
+def test_a_week_whose_training_days_are_not_all_built_waits() -> None:
+    # A day of the window that failed (e.g. a run that lost a race for the warehouse) must not start a sweep that
+    # fails at once: the sensor waits, naming the day, and requests the week once it is built.
+    with dg.instance_for_test() as instance:
+        gap = date(2013, 7, 1)  # the validation week's first day: in the window whatever MLOPS_TRAIN_DAYS
+        day = SETTINGS.partitions_start
+        while day <= LATEST:
+            keys = [FEATURE_STORE_KEY] if day == gap else [VALIDATED_KEY, FEATURE_STORE_KEY]
+            for key in keys:
+                instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition=day.isoformat()))
+            day += timedelta(days=1)
+        _profiled(instance, [HIGH] * 7)
+        waiting = _evaluate(instance)
+        assert not waiting.run_requests and "1 of its training and validation days are not built (2013-07-01)" in _skip(
+            waiting
+        )
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=VALIDATED_KEY, partition=gap.isoformat()))
+        (request,) = _evaluate(instance, cursor=waiting.cursor).run_requests
+        assert request.partition_key == "2013-07-08"
 
 
 def _profiled(instance: dg.DagsterInstance, scores: list[float], rows: int = 900, decay: float = 0.0) -> None:

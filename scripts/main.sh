@@ -37,7 +37,8 @@ echo "==> building the bento of the serving service for the champion (BentoML, o
 dagster asset materialize -m mlops_assets.definitions --select bento > "$DAGSTER_HOME/bento-run.log" 2>&1 \
   || { tail -60 "$DAGSTER_HOME/bento-run.log"; exit 1; }
 grep -E "built flight_delay:" "$DAGSTER_HOME/bento-run.log" | sed 's/.* - INFO - .* - bento - /  /'
-mlops-assets verify
+# bento_image needs a Docker engine: test_bento_image.py builds and runs it.
+mlops-assets verify --select 'not key:bento_image'
 cat <<MSG
 
 Done. Look at it in the Dagster UI:

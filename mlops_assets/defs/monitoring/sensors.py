@@ -23,6 +23,8 @@ from datetime import date, timedelta
 import dagster as dg
 
 from mlops_assets.defs.common import SETTINGS, LakeResource
+from mlops_assets.defs.features.assets import FEATURE_STORE_KEY
+from mlops_assets.defs.features.checks import VALIDATED_KEY
 from mlops_assets.defs.monitoring.assets import (
     AUC_DECAY,
     CHAMPION_VERSION,
@@ -41,6 +43,7 @@ from mlops_assets.defs.training.resources import MlflowTracking
 from mlops_assets.lib import rollback
 from mlops_assets.lib.model_registry import CHAMPION, PREVIOUS_CHAMPION, alias_version
 from mlops_assets.lib.retrain import DayMonitor, RetrainPolicy, decide
+from mlops_assets.lib.windows import training_windows
 from mlops_assets.settings import Settings
 
 RETRAIN_REASON_TAG = "mlops/retrain_reason"
@@ -111,6 +114,23 @@ def monitored_days(instance: dg.DagsterInstance, window_days: int) -> list[DayMo
     ]
 
 
+def missing_training_days(instance: dg.DagsterInstance, week: date) -> list[str]:
+    """The days ``week``'s model needs (what ``trained_model`` requires: its training and validation days, and for
+    the feature store also the day before, which produced the first day's statistics) not built yet."""
+    windows = training_windows(
+        week, week + timedelta(days=7), SETTINGS.train_days, SETTINGS.valid_days, SETTINGS.holdout_days
+    )
+    missing: set[str] = set()
+    for key, first in (
+        (VALIDATED_KEY, windows.train_start),
+        (FEATURE_STORE_KEY, max(windows.train_start - timedelta(days=1), SETTINGS.partitions_start)),
+    ):
+        built = instance.get_materialized_partitions(key)
+        days = (first + timedelta(days=i) for i in range((windows.valid_end - first).days + 1))
+        missing.update(day.isoformat() for day in days if day.isoformat() not in built)
+    return sorted(missing)
+
+
 def _last_trained_week(instance: dg.DagsterInstance, requested: str | None) -> date | None:
     weeks = set(instance.get_materialized_partitions(TRAINED_MODEL_KEY))
     if requested:
@@ -138,6 +158,14 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     if week is None or week.isoformat() not in weekly_partitions.get_partition_keys():
         reason = decision.reason if week is None else f"{decision.reason}; week {week} is not a model partition"
         return dg.SensorResult(skip_reason=reason, cursor=json.dumps(cursor))
+    missing = missing_training_days(context.instance, week)
+    if missing:
+        # A model trained without them would fail at once (or silently learn from a gap): wait for them to be built.
+        return dg.SensorResult(
+            skip_reason=f"{decision.reason}; week {week} waits: {len(missing)} of its training and validation days "
+            f"are not built ({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''})",
+            cursor=json.dumps(cursor),
+        )
     context.log.info(f"retrain: {decision.reason} -> trained_model {week}")
     cursor["requested_week"] = week.isoformat()
     return dg.SensorResult(
