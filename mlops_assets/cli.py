@@ -8,7 +8,7 @@ import time as clock
 from collections import Counter
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlops_assets.lib.landing import land_days
 from mlops_assets.settings import Settings, load_settings
@@ -117,7 +117,9 @@ def _run_partitions(tags: dict[str, str], partitions_def: object) -> set[str | N
     return {None}
 
 
-def _failed_checks(instance: object, graph: object, check_keys: list, history: int) -> tuple[int, list[str]]:
+def _failed_checks(
+    instance: object, graph: object, check_keys: list, history: int
+) -> tuple[int, list[tuple[Any, str]]]:
     """Checks whose latest evaluation for some partition failed at ERROR severity, with those partitions.
 
     Our checks are evaluated once per run over the run's partitions, so the newest evaluation of a check is not the
@@ -126,7 +128,7 @@ def _failed_checks(instance: object, graph: object, check_keys: list, history: i
     import dagster as dg
 
     evaluated = 0
-    failed: list[str] = []
+    failed: list[tuple[Any, str]] = []
     storage = instance.event_log_storage  # type: ignore[attr-defined]
     run_tags: dict[str, dict[str, str]] = {}
     for check_key in check_keys:
@@ -152,35 +154,64 @@ def _failed_checks(instance: object, graph: object, check_keys: list, history: i
             where = (
                 f" ({len(days)} partition(s): {', '.join(days[:5])}{', ...' if len(days) > 5 else ''})" if days else ""
             )
-            failed.append(f"{check_key.to_user_string()}{where}")
-    return evaluated, sorted(failed)
+            failed.append((check_key, f"{check_key.to_user_string()}{where}"))
+    return evaluated, sorted(failed, key=lambda item: item[1])
 
 
 def _verify(args: argparse.Namespace) -> int:
-    """Fail when any asset was never materialised or any asset check's latest evaluation of any partition failed."""
+    """Fail when any asset was never materialised or any asset check's latest evaluation of any partition failed.
+
+    The promotion gate's checks are the exception: a gate that refuses a candidate is the loop deciding, not the
+    pipeline failing (the champion stays), so refusals are listed and do not fail the command."""
     import dagster as dg
 
     from mlops_assets.definitions import defs
+    from mlops_assets.defs.training.evaluation import GATE_CHECK_SPECS
 
     graph = defs.resolve_asset_graph()
     # Every asset unless a selection is given: Dagster's own parser turns "*" into a Beta call that warns.
     selection = dg.AssetSelection.from_string(args.select) if args.select else dg.AssetSelection.all()
     selected = selection.resolve(graph)
+    gate_checks = {spec.key for spec in GATE_CHECK_SPECS}
     with dg.DagsterInstance.get() as instance:
         missing = sorted(k.to_user_string() for k in selected if instance.get_latest_materialization_event(k) is None)
         check_keys = sorted(
             (key for key in graph.asset_check_keys if key.asset_key in selected), key=lambda k: k.to_user_string()
         )
-        evaluated, failed = _failed_checks(instance, graph, check_keys, history=args.history)
+        evaluated, failures = _failed_checks(instance, graph, check_keys, history=args.history)
+    refused = [text for key, text in failures if key in gate_checks]
+    failed = [text for key, text in failures if key not in gate_checks]
     print(
         f"{len(selected) - len(missing)}/{len(selected)} assets materialised; "
-        f"{evaluated} checks evaluated, {len(failed)} failed"
+        f"{evaluated} checks evaluated, {len(failed)} failed, {len(refused)} gate refusals"
     )
     for name in missing:
         print(f"  not materialised: {name}")
     for name in failed:
         print(f"  check failed:     {name}")
+    for name in refused:
+        print(f"  gate refused:     {name} (the candidate was not promoted; not a failure)")
     return 1 if missing or failed else 0
+
+
+def _aliases(args: argparse.Namespace) -> int:
+    """Print the registered model's aliases and their versions (``--get ALIAS``: that version only, or "none")."""
+    from mlflow.tracking import MlflowClient
+
+    from mlops_assets.lib.model_registry import PARTITION_TAG, REGISTRY_ALIASES, alias_version
+
+    settings = load_settings()
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_registry_uri)
+    name = settings.registered_model_name
+    if args.get:
+        version = alias_version(client, name, args.get)
+        print(version.version if version else "none")
+        return 0
+    for alias in REGISTRY_ALIASES:
+        version = alias_version(client, name, alias)
+        week = version.tags.get(PARTITION_TAG, "?") if version else ""
+        print(f"{name}@{alias}: " + (f"v{version.version} (week {week})" if version else "none"))
+    return 0
 
 
 _FEAST_REPO_MODULE = """\
@@ -524,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
         "--out", help="directory to write (default: $MLOPS_DATA_DIR/feast/repo, never the package)"
     )
     feast_config.set_defaults(handler=_feast_config)
+    aliases = commands.add_parser("aliases", help="print the registered model's aliases (champion, challenger, ...)")
+    aliases.add_argument("--get", metavar="ALIAS", help="print only this alias's version number, or 'none'")
+    aliases.set_defaults(handler=_aliases)
     roll = commands.add_parser(
         "rollback", help="restore MLflow alias previous_champion as champion and record why (tags on the model)"
     )

@@ -62,6 +62,10 @@ DAILY_AUTOMATION = daily_arrival()
 
 # Partition D of the child reads partition D - 1 of the parent (e.g. statistics built at the end of the day before).
 # Day one's eve lies before the partition set: Dagster treats it as absent (so ``daily_arrival`` must not wait for it).
+# Every step that opens the DuckDB warehouse file (the dbt builds write it; validated_features and feature_store read
+# it) is in this pool; dagster.yaml limits each pool to one step at a time across runs, because a DuckDB file open for
+# writing in one process cannot be opened by another at all (lib/warehouse_lock.py).
+WAREHOUSE_POOL = "duckdb_warehouse"
 PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
 
 # Unpartitioned assets have a single partition, which ``in_latest_time_window()`` always contains: ``eager()``

@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import duckdb
 import polars as pl
 
 from mlops_assets.lib.feature_contract import (
@@ -38,6 +37,7 @@ from mlops_assets.lib.intraday import (
     SOURCE_DATE,
     intraday_timelines,
 )
+from mlops_assets.lib.warehouse_lock import connect_read_only
 from mlops_assets.settings import HISTORY_WINDOWS, MAX_WEATHER_AGE_MINUTES
 
 STATS_STATISTICS: tuple[str, ...] = ("flights", "delay_rate", "cancel_rate", "mean_dep_delay")
@@ -182,7 +182,7 @@ class WarehouseInputs:
 
 
 def read_warehouse_inputs(warehouse_path: str, first_day: date, last_day: date) -> WarehouseInputs:
-    with duckdb.connect(warehouse_path, read_only=True) as con:
+    with connect_read_only(warehouse_path) as con:
         history = con.sql(
             "select * from delay_history where partition_date between ? and ?", params=[first_day, last_day]
         ).pl()

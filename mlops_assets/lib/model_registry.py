@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
 CHALLENGER = "challenger"
+REGISTRY_ALIASES = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
 PARTITION_TAG = "dagster.partition"
 
 

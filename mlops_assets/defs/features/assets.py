@@ -25,10 +25,16 @@ import time
 from datetime import date, datetime, timedelta
 
 import dagster as dg
-import duckdb
 import polars as pl
 
-from mlops_assets.defs.common import DAILY_AUTOMATION, DAILY_FRESHNESS, DAILY_TAG, LakeResource, daily_partitions
+from mlops_assets.defs.common import (
+    DAILY_AUTOMATION,
+    DAILY_FRESHNESS,
+    DAILY_TAG,
+    WAREHOUSE_POOL,
+    LakeResource,
+    daily_partitions,
+)
 from mlops_assets.defs.features.checks import (
     CHECK_SPECS,
     QUARANTINE_KEY,
@@ -48,6 +54,7 @@ from mlops_assets.lib.feature_views import (
 )
 from mlops_assets.lib.io import parquet_bytes, sha256_hex, write_bytes_atomic
 from mlops_assets.lib.point_in_time import read_validated
+from mlops_assets.lib.warehouse_lock import connect_read_only
 
 FEATURES_GROUP = "features"
 FEATURE_STORE_KEY = dg.AssetKey("feature_store")
@@ -82,6 +89,7 @@ def _days(context: dg.AssetExecutionContext) -> list[date]:
 
 @dg.multi_asset(
     name="validated_features",
+    pool=WAREHOUSE_POOL,
     specs=[
         dg.AssetSpec(
             VALIDATED_KEY,
@@ -117,7 +125,7 @@ def validated_features(
 
     days = _days(context)
     started = time.perf_counter()
-    with duckdb.connect(lake.warehouse_path, read_only=True) as con:
+    with connect_read_only(lake.warehouse_path) as con:
         enriched = con.sql(
             "select * from flights_enriched where flight_date between ? and ? order by flight_date, flight_id",
             params=[days[0], days[-1]],
@@ -229,6 +237,7 @@ def _previous_watermark(context: dg.AssetExecutionContext, online_store: str) ->
 # when the parameter leaves Beta.
 @dg.multi_asset(
     name="feature_store",
+    pool=WAREHOUSE_POOL,
     specs=[
         dg.AssetSpec(
             FEATURE_STORE_KEY,

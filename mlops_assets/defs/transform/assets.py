@@ -10,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from mlops_assets.defs.common import (
     DAILY_FRESHNESS,
@@ -17,16 +18,21 @@ from mlops_assets.defs.common import (
     DIMENSION_FRESHNESS,
     PREVIOUS_DAY,
     SETTINGS,
+    WAREHOUSE_POOL,
     daily_arrival,
     daily_partitions,
 )
 from mlops_assets.lib.io import prune_oldest_dirs
+from mlops_assets.lib.warehouse_lock import is_lock_conflict
 
 TRANSFORM_GROUP = "transform"
 DAILY_SELECTOR = "tag:daily"
 # dagster-dbt names each invocation's target directory "<op name>-<run id[:7]>-<random[:7]>".
 DBT_INVOCATION_DIR_PATTERN = r"dbt_[a-z_]+-[0-9a-f]{7}-[0-9a-f]{7}"
 DBT_INVOCATIONS_KEPT = 20
+# A dbt build that found the warehouse locked by a process outside Dagster's pool is retried this often, this far apart.
+LOCK_RETRIES = 3
+LOCK_RETRY_WAIT_S = 20
 
 
 # A daily model whose partition D reads another model's partition D - 1 says so in its dbt config, e.g.
@@ -71,7 +77,14 @@ class TransformTranslator(DagsterDbtTranslator):
 
 def _build(dbt: DbtCliResource, context: dg.AssetExecutionContext, args: list[str]) -> Iterator[Any]:
     invocation = dbt.cli(args, context=context)
-    yield from invocation.stream()
+    try:
+        yield from invocation.stream()
+    except DagsterDbtCliRuntimeError as exc:
+        # Only a lock conflict is retried (it happens before any model runs); a failed model or test is not transient.
+        if is_lock_conflict(str(exc)):
+            context.log.warning(f"the warehouse is locked by another process; retrying in {LOCK_RETRY_WAIT_S} s")
+            raise dg.RetryRequested(max_retries=LOCK_RETRIES, seconds_to_wait=LOCK_RETRY_WAIT_S) from exc
+        raise
     # dagster-dbt gives every invocation its own target directory (~2 MB of manifest, logs and compiled SQL) and
     # never deletes one; keep the newest few for debugging instead of growing by two a day forever.
     prune_oldest_dirs(invocation.target_path.parent, DBT_INVOCATION_DIR_PATTERN, keep=DBT_INVOCATIONS_KEPT)
@@ -86,6 +99,7 @@ def build_transform_assets(project: DbtProject) -> list[dg.AssetsDefinition]:
         backfill_policy=dg.BackfillPolicy.single_run(),
         dagster_dbt_translator=TransformTranslator(daily=True),
         name="dbt_daily_models",
+        pool=WAREHOUSE_POOL,
     )
     def dbt_daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         window = context.partition_time_window
@@ -104,6 +118,7 @@ def build_transform_assets(project: DbtProject) -> list[dg.AssetsDefinition]:
         backfill_policy=dg.BackfillPolicy.single_run(),
         dagster_dbt_translator=TransformTranslator(daily=False),
         name="dbt_dimension_models",
+        pool=WAREHOUSE_POOL,
     )
     def dbt_dimension_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         yield from _build(dbt, context, ["build", "--vars", json.dumps(SETTINGS.dbt_vars())])
