@@ -54,6 +54,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from mlops_assets.lib.local_processes import free_port
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 VENV_BIN = Path(sys.executable).parent
@@ -201,12 +203,6 @@ def bare_app() -> Any:
 
 
 # --- servers ----------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,7 @@ def _verify(args: argparse.Namespace) -> int:
     failed = [text for key, text in failures if key not in gate_checks]
     print(
         f"{len(selected) - len(missing)}/{len(selected)} assets materialised; "
-        f"{evaluated} checks evaluated, {len(failed)} failed, {len(refused)} gate refusals"
+        f"{evaluated} checks evaluated, {len(failed)} failed, {len(refused)} gate refusal(s)"
     )
     for name in missing:
         print(f"  not materialised: {name}")

@@ -9,18 +9,17 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
+from mlops_assets.lib.local_processes import free_port, log_tail, pid_alive, stop_process_tree
 
 VENV_BIN = Path(sys.executable).parent
 POSTGRES_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
@@ -30,26 +29,13 @@ class ServerStartError(RuntimeError):
     """A server did not start or answer; the message carries the tail of its log."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _log_tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def _wait_until(ready: Callable[[], bool], timeout_s: float, what: str, log: Path) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if ready():
             return
         time.sleep(0.2)
-    raise ServerStartError(f"{what} did not become ready in {timeout_s:.0f}s; log tail:\n{_log_tail(log)}")
+    raise ServerStartError(f"{what} did not become ready in {timeout_s:.0f}s; log tail:\n{log_tail(log)}")
 
 
 def _port_open(port: int) -> bool:
@@ -57,30 +43,6 @@ def _port_open(port: int) -> bool:
         with socket.create_connection(("127.0.0.1", port), timeout=0.3):
             return True
     except OSError:
-        return False
-
-
-def _stop_tree(root_pid: int, timeout_s: float = 20.0) -> None:
-    """SIGTERM a process and its descendants (listed before signalling), then SIGKILL what is left, by PID."""
-    try:
-        root = psutil.Process(root_pid)
-    except psutil.NoSuchProcess:
-        return
-    procs = [root, *root.children(recursive=True)]
-    for proc in procs:
-        with suppress(psutil.NoSuchProcess):
-            proc.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=timeout_s)
-    for proc in alive:
-        with suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=5)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
         return False
 
 
@@ -159,7 +121,7 @@ def postgres_server(base_dir: Path) -> Iterator[PostgresServer]:
         text=True,
     )
     if start.returncode != 0:
-        raise ServerStartError(f"PostgreSQL did not start: {start.stderr}\n{_log_tail(log)}")
+        raise ServerStartError(f"PostgreSQL did not start: {start.stderr}\n{log_tail(log)}")
     pid = int((data / "postmaster.pid").read_text().splitlines()[0])
     print(f"PostgreSQL on 127.0.0.1:{port} (pid {pid}) in {time.perf_counter() - started:.1f}s")
     try:
@@ -167,7 +129,7 @@ def postgres_server(base_dir: Path) -> Iterator[PostgresServer]:
     finally:
         subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
         if pid_alive(pid):
-            _stop_tree(pid)
+            stop_process_tree(pid)
         if log.exists():
             shutil.copy(log, base_dir / "postgres.log")
         shutil.rmtree(cluster_dir, ignore_errors=True)
@@ -210,7 +172,7 @@ def redis_server(base_dir: Path) -> Iterator[RedisServer]:
     try:
         yield RedisServer(host="127.0.0.1", port=port, pid=pid)
     finally:
-        _stop_tree(pid)
+        stop_process_tree(pid)
 
 
 # --- MLflow tracking server -------------------------------------------------------------------------------------
@@ -242,7 +204,7 @@ def mlflow_server(base_dir: Path, backend_store_uri: str, artifact_root: str) ->
 
     def healthy() -> bool:
         if process.poll() is not None:
-            raise ServerStartError(f"mlflow server exited with {process.returncode}:\n{_log_tail(log)}")
+            raise ServerStartError(f"mlflow server exited with {process.returncode}:\n{log_tail(log)}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
                 return response.status == 200
@@ -254,7 +216,7 @@ def mlflow_server(base_dir: Path, backend_store_uri: str, artifact_root: str) ->
         print(f"MLflow server on 127.0.0.1:{port} (pid {process.pid}) in {time.perf_counter() - started:.1f}s")
         yield MlflowServer(tracking_uri=f"http://127.0.0.1:{port}", pid=process.pid)
     finally:
-        _stop_tree(process.pid)
+        stop_process_tree(process.pid)
         process.wait(timeout=10)
 
 
@@ -300,7 +262,7 @@ def ray_head(base_dir: Path, num_cpus: int = 2) -> Iterator[RayHead]:
 
     def ready() -> bool:
         if process.poll() is not None:
-            raise ServerStartError(f"ray start exited with {process.returncode}:\n{_log_tail(log)}")
+            raise ServerStartError(f"ray start exited with {process.returncode}:\n{log_tail(log)}")
         # The head is usable once the raylet has registered: its session directory holds the node's sockets.
         return _port_open(port) and any(temp_dir.glob("session_*/sockets/raylet*"))
 
@@ -309,6 +271,6 @@ def ray_head(base_dir: Path, num_cpus: int = 2) -> Iterator[RayHead]:
         print(f"Ray head on 127.0.0.1:{port} (pid {process.pid}) in {time.perf_counter() - started:.1f}s")
         yield RayHead(address=f"127.0.0.1:{port}", pid=process.pid, client_env=client_env)
     finally:
-        _stop_tree(process.pid, timeout_s=30)
+        stop_process_tree(process.pid, timeout_s=30)
         process.wait(timeout=10)
         shutil.rmtree(temp_dir, ignore_errors=True)

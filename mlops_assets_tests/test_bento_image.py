@@ -37,12 +37,12 @@ from mlops_assets.defs.common import SETTINGS
 from mlops_assets.defs.serving.assets import bento, bento_image
 from mlops_assets.defs.serving.resources import BentoBuilder, DockerEngine
 from mlops_assets.lib.bento_build import DEFAULT_BASE_IMAGE
+from mlops_assets.lib.local_processes import free_port, pid_alive
 from mlops_assets.lib.model_registry import CHAMPION
 from mlops_assets.service.runtime import ServingRuntime
 from mlops_assets.service.scoring import FlightRequest
 from mlops_assets.settings import load_settings
 from mlops_assets_tests.conftest import Warehouse
-from mlops_assets_tests.servers import free_port, pid_alive
 from mlops_assets_tests.test_evaluation_assets import Setup, _evaluate, _register, setup  # noqa: F401  (fixture)
 from mlops_assets_tests.test_service_http import _day_flights
 from mlops_assets_tests.tools import tools_bin

@@ -15,8 +15,9 @@ from pathlib import Path
 import redis
 from mlflow.tracking import MlflowClient
 
+from mlops_assets.lib.local_processes import pid_alive
 from mlops_assets.settings import REPO_ROOT
-from mlops_assets_tests.servers import mlflow_server, pid_alive, postgres_server, ray_head, redis_server
+from mlops_assets_tests.servers import mlflow_server, postgres_server, ray_head, redis_server
 
 FIRST_DAY, LAST_DAY, WEEK = "2013-01-01", "2013-01-20", "2013-01-21"
 

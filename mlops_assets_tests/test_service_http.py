@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ import polars as pl
 import pytest
 
 from mlops_assets.lib.feature_paths import partition_uri
+from mlops_assets.lib.local_processes import free_port
 from mlops_assets.lib.model_registry import CHAMPION, promote
 from mlops_assets.lib.prediction_log import read_prediction_log
 from mlops_assets.service.scoring import SERVING_VIEWS, request_bodies
@@ -57,12 +57,6 @@ class Served:
     stop: Callable[[], int | None]  # stops the server (SIGTERM to its process group) and returns its exit status
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _day_flights(lake_root: Path, day: date, rows: int) -> list[dict[str, Any]]:
     """Real scheduled flights of ``day`` (tails the store knows), as request bodies."""
     frame = pl.read_parquet(partition_uri(str(lake_root), "validated", day))
@@ -75,7 +69,7 @@ def served(setup: Setup, feature_lake: Warehouse, dagster_instance: object) -> I
     assert _evaluate(setup, dagster_instance).success
     assert setup.tracking.alias_version(CHAMPION) == version
 
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MLOPS_MLFLOW_TRACKING_URI": setup.tracking.tracking_uri,

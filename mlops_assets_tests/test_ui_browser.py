@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_assets_tests.servers import _stop_tree, _wait_until, free_port
+from mlops_assets.lib.local_processes import free_port, stop_process_tree
+from mlops_assets_tests.servers import _wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -114,7 +115,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         _wait_until(ready, 180, "dagster-webserver", log)
         yield Served(url=url, home=tmp / "dagster_home", tmp=tmp)
     finally:
-        _stop_tree(server.pid)
+        stop_process_tree(server.pid)
 
 
 def _browser_page(playwright: object, url: str) -> object:

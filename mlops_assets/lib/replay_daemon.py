@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
+from mlops_assets.lib.local_processes import free_port, log_tail, pid_alive, stop_process_tree
 
 VENV_BIN = Path(sys.executable).parent
 DEFINITIONS_MODULE = "mlops_assets.definitions"
@@ -37,40 +35,6 @@ ACTIVE_BACKFILL_STATUSES = ("REQUESTED", "CANCELING", "FAILING")
 
 class DagsterDevError(RuntimeError):
     """``dagster dev`` did not start, or its GraphQL API answered with an error; the message says which."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def log_tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def stop_process_group(pid: int, timeout_s: float = 30.0) -> None:
-    """SIGTERM the group led by ``pid`` and every descendant (listed first), wait, then SIGKILL what is left."""
-    try:
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        procs = []
-    # dagster dev shuts its webserver and daemon down on SIGTERM; the group signal reaches run workers as well.
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    for proc in procs:
-        with suppress(psutil.NoSuchProcess):
-            proc.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=timeout_s)
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    for proc in alive:
-        with suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=5)
 
 
 @dataclass(frozen=True)
@@ -101,10 +65,7 @@ class DagsterDev:
     graphql: GraphQL
 
     def alive(self) -> bool:
-        try:
-            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return False
+        return pid_alive(self.pid)
 
 
 def _answers(url: str) -> bool:
@@ -162,7 +123,7 @@ def dagster_dev(
             time.sleep(1.0)
         yield server
     finally:
-        stop_process_group(process.pid)
+        stop_process_tree(process.pid, timeout_s=30.0, process_group=True)
         with suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
 
