@@ -14,7 +14,8 @@ with ``CategoryVocabulary.fit`` on the training days and the matrices from ``mlo
 (a) loop: each configuration trained in turn with LightGBM on every core (``num_threads`` = 2 here), early stopping on
     the validation week, as a notebook would.
 (b) sweep: :func:`mlops_assets.lib.sweep.run_sweep` on the same configurations, timed from before local Ray starts
-    to after it is shut down (start-up included), two concurrent one-thread trials, ASHA.
+    to after it is shut down (start-up included), two concurrent one-thread trials, successive
+    halving (lib/halving.py).
 Targets (issue 4): sweep/loop <= 1.5 on 2 cores; refit / bare ``lgb.train`` <= 1.3 (median of ``--repeats``).
 """
 
@@ -134,7 +135,7 @@ def main() -> None:
     )
     print(
         f"sweep: {settings.max_concurrent_trials} concurrent trials x {settings.cpus_per_trial} CPU, up to "
-        f"{settings.max_rounds} rounds, early stopping {settings.early_stopping_rounds}, ASHA every "
+        f"{settings.max_rounds} rounds, early stopping {settings.early_stopping_rounds}, halving every "
         f"{settings.report_every} rounds\n"
     )
 

@@ -1,5 +1,6 @@
 """Training logic without Dagster: windows, encoding, deterministic refit, and the sweep's failure handling."""
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import polars as pl
@@ -142,3 +143,22 @@ def test_sweep_beats_chance_on_real_data(frames, local_ray: None) -> None:
     best = result.best
     booster = refit(training_params(best.params, num_threads=2), train, num_boost_round=best.best_iteration or 1)
     assert auc(booster, valid) > 0.6
+
+
+def test_two_concurrent_sweeps_of_the_same_seed_choose_the_same_trial(frames, local_ray: None) -> None:
+    """Ray Tune's ASHA made this fail: which of two concurrent trials reached a rung first decided which one stopped.
+    Six trials, two at a time, judged after two reports of five rounds; the halving rule must stop some of them."""
+    train_frame, valid_frame = frames
+    vocabulary = CategoryVocabulary.fit(train_frame)
+    train, valid = model_data(train_frame, vocabulary), model_data(valid_frame, vocabulary)
+    settings = replace(TINY_SWEEP, num_samples=6, grace_period_reports=2, reduction_factor=2)
+
+    def outcome() -> list[tuple[int, float | None, int | None, int | None]]:
+        result = run_sweep(train, valid, settings)
+        return [(t.index, t.valid_auc, t.best_iteration, t.stopped_at_report) for t in result.trials] + [
+            (result.best.index, result.best.valid_auc, result.best.best_iteration, None)
+        ]
+
+    first = outcome()
+    assert any(stopped is not None for *_, stopped in first[:-1]), first
+    assert outcome() == first

@@ -1,7 +1,10 @@
-"""The hyper-parameter sweep: seeded random search over LightGBM parameters, run by Ray Tune with ASHA.
+"""The hyper-parameter sweep: seeded random search over LightGBM parameters, run by Ray Tune with successive halving.
 
 Why it is shaped this way (Tune's defaults cost 13-15x a plain loop on 2 cores, see the sweep benchmark):
 
+- Early stopping across trials is :mod:`mlops_assets.lib.halving`'s order-independent successive halving, not Tune's
+  ASHA, whose choice of model depended on which of two concurrent trials reported first; the same seed, data and
+  code now give the same best trial and the same model.
 - Configurations are sampled with a seeded generator (:mod:`mlops_assets.lib.search_space`) and handed to Tune as one
   grid, so a sweep is reproducible and the benchmark's plain loop can run exactly the same trials.
 - Ray's lifecycle lives in :mod:`mlops_assets.lib.ray_runtime`, the driver-side callback in
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_assets.lib.boosting import ModelData, train_booster, training_params
+from mlops_assets.lib.halving import OrderedHalving
 from mlops_assets.lib.ray_runtime import ray_session
 from mlops_assets.lib.search_space import sample_configs
 
@@ -45,7 +49,7 @@ class SweepSettings:
     max_rounds: int = 400
     early_stopping_rounds: int = 30
     report_every: int = 10
-    # ASHA: a trial must survive this many reports before it can be stopped; each rung keeps 1/reduction_factor.
+    # Successive halving: a trial is first judged after this many reports; each rung keeps 1/reduction_factor.
     grace_period_reports: int = 4
     reduction_factor: int = 3
     # Ray re-runs a crashed trial this many times before it counts as failed.
@@ -64,13 +68,23 @@ class SweepSettings:
 class TrialRecord:
     trial_id: str
     params: dict[str, Any]
+    index: int = 0
     status: str = "RUNNING"
     valid_auc: float | None = None
     best_iteration: int | None = None
     rounds: int = 0
     wall_s: float = 0.0
     history: list[tuple[int, float]] = field(default_factory=list)
+    best_iterations: list[int] = field(default_factory=list)
+    stopped_at_report: int | None = None
     error: str | None = None
+
+    def as_of_report(self, report: int) -> None:
+        """Read the trial as of report ``report`` (1-based): where the halving rule stopped it."""
+        self.history, self.best_iterations = self.history[:report], self.best_iterations[:report]
+        self.rounds, self.valid_auc = self.history[-1]
+        self.best_iteration = self.best_iterations[-1]
+        self.stopped_at_report = report
 
     @property
     def succeeded(self) -> bool:
@@ -105,7 +119,7 @@ def _run_trial(
     """One Tune trial; reports the best validation AUC so far every ``report_every`` rounds."""
     from ray import tune
 
-    params = training_params(config["params"], num_threads=settings.cpus_per_trial, use_gpu=settings.use_gpu)
+    params = training_params(config["trial"]["params"], num_threads=settings.cpus_per_trial, use_gpu=settings.use_gpu)
     state = {"best_auc": -1.0, "best_iteration": 0, "reported": 0}
 
     def report(env: Any) -> None:
@@ -131,6 +145,24 @@ def _run_trial(
         )
 
 
+def _halving(trials: int, settings: SweepSettings, max_reports: int) -> OrderedHalving:
+    grace = min(settings.grace_period_reports, max_reports)
+    return OrderedHalving(trials, grace, settings.reduction_factor, max_reports)
+
+
+def _halving_outcomes(trials: list[TrialRecord], settings: SweepSettings, max_reports: int) -> list[int | None]:
+    """Each finished trial's stop report under the halving rule, recomputed from the recorded reports (the driver's
+    records, so it does not matter whether Tune kept the scheduler object or a copy)."""
+    halving = _halving(max((t.index for t in trials), default=-1) + 1, settings, max_reports)
+    for trial in trials:
+        for report, (_, metric) in enumerate(trial.history, start=1):
+            halving.observe(trial.index, report, metric)
+    for index in range(halving.trials):
+        halving.finish(index)
+    decisions = halving.outcomes()
+    return [decisions[trial.index] for trial in trials]
+
+
 def run_sweep(
     train: ModelData,
     valid: ModelData,
@@ -145,9 +177,8 @@ def run_sweep(
     ``on_trial_complete(record, done, total)`` is called in this process as each trial ends, failed ones included.
     """
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
-    from mlops_assets.lib.sweep_callbacks import TrialCollector
+    from mlops_assets.lib.sweep_callbacks import OrderedHalvingScheduler, TrialCollector
 
     trial_configs = (
         [dict(c) for c in configs] if configs is not None else sample_configs(settings.num_samples, settings.seed)
@@ -157,12 +188,7 @@ def run_sweep(
     collector = TrialCollector(total, on_trial_complete)
 
     max_reports = max(1, math.ceil(settings.max_rounds / settings.report_every))
-    scheduler = ASHAScheduler(
-        time_attr="training_iteration",
-        max_t=max_reports,
-        grace_period=min(settings.grace_period_reports, max_reports),
-        reduction_factor=settings.reduction_factor,
-    )
+    scheduler = OrderedHalvingScheduler(_halving(total, settings, max_reports))
     resources: dict[str, float] = {"cpu": settings.cpus_per_trial}
     if settings.use_gpu:
         resources["gpu"] = settings.gpus_per_trial
@@ -174,7 +200,7 @@ def run_sweep(
     with ray_session(ray_address, num_cpus=num_cpus) as ray_start_s, tempfile.TemporaryDirectory() as storage:
         tuner = tune.Tuner(
             trainable,
-            param_space={"params": tune.grid_search(trial_configs)},
+            param_space={"trial": tune.grid_search([{"index": i, "params": c} for i, c in enumerate(trial_configs)])},
             tune_config=tune.TuneConfig(
                 metric=METRIC,
                 mode="max",
@@ -192,11 +218,17 @@ def run_sweep(
         )
         tuner.fit()
     wall_s = time.perf_counter() - started
-    trials = list(collector.records.values())
+    trials = sorted(collector.records.values(), key=lambda t: t.index)
+    # The result as the halving rule defines it: a trial that kept training while its decision waited on an earlier
+    # trial is read as of the report where the rule stops it, so the best trial does not depend on timing.
+    for trial, stop in zip(trials, _halving_outcomes(trials, settings, max_reports), strict=True):
+        if stop is not None and len(trial.history) >= stop:
+            trial.as_of_report(stop)
     succeeded = [t for t in trials if t.succeeded]
     if not succeeded:
         errors = "; ".join(sorted({t.error_summary for t in trials})) or "no trials ran"
         raise SweepFailedError(f"all {total} trials of the sweep failed ({errors})")
+    # Ties go to the earlier trial in grid order (max keeps the first maximum).
     best = max(succeeded, key=lambda t: t.valid_auc or 0.0)
     trial_seconds = sum(t.wall_s for t in trials)
     return SweepResult(

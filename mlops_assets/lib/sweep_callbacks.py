@@ -1,4 +1,5 @@
-"""The Tune callback that runs in the driver and turns Tune's trial events into :class:`TrialRecord` s."""
+"""The Tune pieces that run in the driver: the callback that turns Tune's trial events into :class:`TrialRecord` s,
+and the scheduler that applies :class:`~mlops_assets.lib.halving.OrderedHalving`."""
 
 from __future__ import annotations
 
@@ -7,8 +8,32 @@ from collections.abc import Callable
 from typing import Any
 
 from ray import tune
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from mlops_assets.lib.halving import OrderedHalving
 from mlops_assets.lib.sweep import METRIC, TrialRecord
+
+
+class OrderedHalvingScheduler(FIFOScheduler):
+    """Trials run in grid order (FIFO); a trial is stopped once the order-independent halving rule says so."""
+
+    def __init__(self, halving: OrderedHalving) -> None:
+        super().__init__()
+        self.halving = halving
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        index = int(trial.config["trial"]["index"])
+        self.halving.observe(index, int(result["training_iteration"]), float(result[METRIC]))
+        return TrialScheduler.STOP if self.halving.should_stop(index) else TrialScheduler.CONTINUE
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self.halving.finish(int(trial.config["trial"]["index"]))
+
+    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+        self.halving.finish(int(trial.config["trial"]["index"]))
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        self.halving.finish(int(trial.config["trial"]["index"]))
 
 
 class TrialCollector(tune.Callback):
@@ -28,13 +53,17 @@ class TrialCollector(tune.Callback):
         return {"total": self.total, "notify": None, "records": {}, "done": 0}
 
     def _record(self, trial: Any) -> TrialRecord:
-        return self.records.setdefault(trial.trial_id, TrialRecord(trial.trial_id, dict(trial.config["params"])))
+        config = trial.config["trial"]
+        return self.records.setdefault(
+            trial.trial_id, TrialRecord(trial.trial_id, dict(config["params"]), index=int(config["index"]))
+        )
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         record = self._record(trial)
         record.history.append((int(result["round"]), float(result[METRIC])))
         record.valid_auc = float(result[METRIC])
         record.best_iteration = int(result["best_iteration"])
+        record.best_iterations.append(record.best_iteration)
         record.rounds = int(result["round"])
         record.wall_s = float(result.get("time_total_s", 0.0))
 
