@@ -39,6 +39,9 @@ class OrderedHalving:
     max_reports: int
     reports: list[dict[int, float]] = field(default_factory=list)
     finished: list[bool] = field(default_factory=list)
+    # Decisions already known, by (trial, rung): reports only grow and finished trials stay finished, so a known
+    # decision never changes. Without it, each report re-judges every earlier trial at every rung (n^rungs calls).
+    _decided: dict[tuple[int, int], bool] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.grace_period < 1 or self.reduction_factor < 2:
@@ -77,6 +80,14 @@ class OrderedHalving:
 
     def _stopped_at(self, trial: int, rung: int) -> bool | _Unknown:
         """Whether the rule stops ``trial`` at ``rung`` (False when it never reached the rung alive)."""
+        if (trial, rung) not in self._decided:
+            decision = self._judge(trial, rung)
+            if decision is UNKNOWN:
+                return UNKNOWN
+            self._decided[trial, rung] = bool(decision)
+        return self._decided[trial, rung]
+
+    def _judge(self, trial: int, rung: int) -> bool | _Unknown:
         alive = self._alive_at(trial, rung)
         if alive is not True:
             return alive if alive is UNKNOWN else False

@@ -14,6 +14,11 @@ from mlops_assets.lib.halving import OrderedHalving
 from mlops_assets.lib.sweep import METRIC, TrialRecord
 
 
+def _grid_index(trial: Any) -> int:
+    """The trial's position in the sweep's grid (``run_sweep`` puts it in the config next to the parameters)."""
+    return int(trial.config["trial"]["index"])
+
+
 class OrderedHalvingScheduler(FIFOScheduler):
     """Trials run in grid order (FIFO); a trial is stopped once the order-independent halving rule says so."""
 
@@ -22,18 +27,18 @@ class OrderedHalvingScheduler(FIFOScheduler):
         self.halving = halving
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        index = int(trial.config["trial"]["index"])
+        index = _grid_index(trial)
         self.halving.observe(index, int(result["training_iteration"]), float(result[METRIC]))
         return TrialScheduler.STOP if self.halving.should_stop(index) else TrialScheduler.CONTINUE
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        self.halving.finish(int(trial.config["trial"]["index"]))
+        self.halving.finish(_grid_index(trial))
 
     def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
-        self.halving.finish(int(trial.config["trial"]["index"]))
+        self.halving.finish(_grid_index(trial))
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
-        self.halving.finish(int(trial.config["trial"]["index"]))
+        self.halving.finish(_grid_index(trial))
 
 
 class TrialCollector(tune.Callback):
@@ -53,9 +58,8 @@ class TrialCollector(tune.Callback):
         return {"total": self.total, "notify": None, "records": {}, "done": 0}
 
     def _record(self, trial: Any) -> TrialRecord:
-        config = trial.config["trial"]
         return self.records.setdefault(
-            trial.trial_id, TrialRecord(trial.trial_id, dict(config["params"]), index=int(config["index"]))
+            trial.trial_id, TrialRecord(trial.trial_id, dict(trial.config["trial"]["params"]), index=_grid_index(trial))
         )
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:

@@ -47,16 +47,17 @@ def connect_read_only(
     path: str, wait: LockWait = DEFAULT_LOCK_WAIT, sleep: Callable[[float], None] = time.sleep
 ) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the warehouse, waiting (bounded) while another process holds its write lock."""
-    for pause in [*wait.waits(), None]:
+    pauses = wait.waits()
+    for attempt in range(len(pauses) + 1):
         try:
             return duckdb.connect(path, read_only=True)
         except duckdb.IOException as exc:
             if not is_lock_conflict(str(exc)):
                 raise
-            if pause is None:
+            if attempt == len(pauses):
                 raise WarehouseLockedError(
-                    f"the warehouse {path} stayed locked by another process for {sum(wait.waits()):.1f} s: {exc}. "
+                    f"the warehouse {path} stayed locked by another process for {sum(pauses):.1f} s: {exc}. "
                     "Fix: wait for that process (its PID is in the message) or stop it, then re-run."
                 ) from exc
-            sleep(pause)
-    raise AssertionError("unreachable")
+            sleep(pauses[attempt])
+    raise AssertionError("unreachable: the last attempt returns or raises")
