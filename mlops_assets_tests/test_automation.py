@@ -198,7 +198,9 @@ def test_weeks_off_the_schedule_are_left_to_the_drift_sensor(ticks: Ticks) -> No
 
 def test_every_asset_has_a_freshness_policy_and_is_kept_current() -> None:
     job_sensors = [s for s in defs.sensors or [] if not isinstance(s, dg.AutomationConditionSensorDefinition)]
-    sensor_targets = {key for sensor in job_sensors for job in sensor.jobs for key in _job_keys(job)}
+    repository = defs.get_repository_def()
+    sensor_jobs = [repository.get_job(target.job_name) for sensor in job_sensors for target in sensor.targets]
+    sensor_targets = {key for job in sensor_jobs for key in job.asset_layer.selected_asset_keys}
     for key in GRAPH.get_all_asset_keys():
         node = GRAPH.get(key)
         assert node.freshness_policy is not None, f"{key.to_user_string()} has no FreshnessPolicy"
@@ -210,8 +212,3 @@ def test_every_asset_has_a_freshness_policy_and_is_kept_current() -> None:
         assert node.automation_condition is not None or key in sensor_targets, (
             f"{key.to_user_string()} has neither an AutomationCondition nor a sensor that targets it"
         )
-
-
-def _job_keys(job: object) -> set[dg.AssetKey]:
-    selection = getattr(job, "selection", None)
-    return set(selection.resolve(GRAPH)) if selection is not None else set()

@@ -204,9 +204,10 @@ def champion_days(
 
 
 @dg.sensor(
-    # The job object, not its name: a sensor's ``jobs`` must resolve (test_automation reads every sensor's targets).
-    # Dagster 1.13 re-binds it to the code location's resources through a Beta parameter, one BetaWarning at load.
-    job=rollback_champion,
+    # By name, not the job object: Dagster 1.13 re-binds a sensor's unresolved op job to the code location's resources
+    # through SensorDefinition's Beta ``owners`` parameter (one BetaWarning at every load). test_automation checks that
+    # every sensor's job name resolves in the repository.
+    job_name=rollback_champion.name,
     minimum_interval_seconds=120,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
