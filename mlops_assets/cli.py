@@ -313,36 +313,6 @@ def _day_profile(server: DagsterDev, day: date, since: float) -> tuple[bool, dic
     return fresh, (with_figures[0].metadata if with_figures else {})
 
 
-def _settled(server: DagsterDev, watched: dict[str, Sensor], since: float) -> tuple[bool, list[Run], str]:
-    """Whether the day has settled: no backfill or run active, and every watched sensor finished a tick that started
-    after the newest run ended (so it saw the state that run left). Returns (settled, the day's runs, what it waits
-    for)."""
-    from mlops_assets.lib.replay_daemon import FINISHED_TICK_STATUSES, active_backfills, runs_since, sensor_ticks
-
-    runs = runs_since(server.graphql, since)
-    backfills = active_backfills(server.graphql)
-    if backfills:
-        return False, runs, f"backfill {', '.join(backfills)}"
-    active = [r for r in runs if r.active]
-    if active:
-        names = sorted({asset for r in active for asset in r.assets} or {r.job for r in active})
-        return False, runs, f"{len(active)} run(s) active ({', '.join(names)[:80]})"
-    last = max([since, *(r.ended for r in runs if r.ended is not None)])
-    behind = [
-        name
-        for name, sensor in watched.items()
-        if not any(
-            t["status"] in FINISHED_TICK_STATUSES and t["timestamp"] > last
-            for t in sensor_ticks(server.graphql, sensor)
-        )
-    ]
-    if behind:
-        return False, runs, f"a tick of {', '.join(behind)}"
-    # A tick that requested a run finished after submitting it, so a second look finds any run it started.
-    again = runs_since(server.graphql, since)
-    return len(again) == len(runs) and not any(r.active for r in again), again, "new runs"
-
-
 def _replay_day(
     server: DagsterDev,
     watched: dict[str, Sensor],
@@ -352,26 +322,18 @@ def _replay_day(
     timeout_s: float,
 ) -> ReplayDay:
     from mlops_assets.lib import replay
+    from mlops_assets.lib.replay_daemon import wait_until_settled
 
     name = settings.registered_model_name
     before = _registered_model_tags(client, name)
     started = clock.time()
     land_days(settings.landing_dir, day, day)
-    status, next_progress = "ok", started + PROGRESS_EVERY_S
-    while True:
-        settled, runs, waiting = _settled(server, watched, started)
-        if settled:
-            break
-        if not server.alive():
-            raise ValueError(f"dagster dev (pid {server.pid}) exited; see {server.log}")
-        now = clock.time()
-        if now - started > timeout_s:
-            status = "timeout"
-            break
-        if now >= next_progress:
-            print(f"  {day}: {now - started:4.0f} s, {len(runs)} run(s) so far, waiting for {waiting}", flush=True)
-            next_progress = now + PROGRESS_EVERY_S
-        clock.sleep(2.0)
+
+    def progress(elapsed_s: float, runs: list[Run], waiting: str) -> None:
+        print(f"  {day}: {elapsed_s:4.0f} s, {len(runs)} run(s) so far, waiting for {waiting}", flush=True)
+
+    outcome = wait_until_settled(server, watched, started, timeout_s, progress, PROGRESS_EVERY_S)
+    runs, status = outcome.runs, "ok" if outcome.settled else "timeout"
     profiled, metadata = _day_profile(server, day, started)
     promotions, rollbacks = replay.alias_moves(before, _registered_model_tags(client, name))
     trained = sorted({r.tags.get("dagster/partition", "?") for r in runs if TRAINED_MODEL_ASSET in r.assets})

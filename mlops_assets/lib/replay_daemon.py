@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,3 +306,69 @@ def asset_events(graphql: GraphQL, asset: list[str], partition: str) -> list[Ass
         for event in result[field]
     ]
     return sorted(events, key=lambda e: e.timestamp, reverse=True)
+
+
+# --- Waiting for the automation to settle -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settled:
+    settled: bool
+    """False when ``timeout_s`` passed first."""
+    runs: list[Run]
+    """Every run created since ``since``."""
+    waited_s: float
+
+
+def _settle_state(graphql: GraphQL, watched: Mapping[str, Sensor], since: float) -> tuple[bool, list[Run], str]:
+    """Whether the instance has settled: no backfill or run active, and every watched sensor finished a tick that
+    started after the newest run ended (so it saw the state that run left). Returns (settled, the runs created since
+    ``since``, what it waits for)."""
+    runs = runs_since(graphql, since)
+    backfills = active_backfills(graphql)
+    if backfills:
+        return False, runs, f"backfill {', '.join(backfills)}"
+    active = [r for r in runs if r.active]
+    if active:
+        names = sorted({asset for r in active for asset in r.assets} or {r.job for r in active})
+        return False, runs, f"{len(active)} run(s) active ({', '.join(names)[:80]})"
+    last = max([since, *(r.ended for r in runs if r.ended is not None)])
+    behind = [
+        name
+        for name, sensor in watched.items()
+        if not any(
+            t["status"] in FINISHED_TICK_STATUSES and t["timestamp"] > last for t in sensor_ticks(graphql, sensor)
+        )
+    ]
+    if behind:
+        return False, runs, f"a tick of {', '.join(behind)}"
+    # A tick that requested a run finished after submitting it, so a second look finds any run it started.
+    again = runs_since(graphql, since)
+    return len(again) == len(runs) and not any(r.active for r in again), again, "new runs"
+
+
+def wait_until_settled(
+    server: DagsterDev,
+    watched: Mapping[str, Sensor],
+    since: float,
+    timeout_s: float,
+    progress: Callable[[float, list[Run], str], None] | None = None,
+    progress_every_s: float = 30.0,
+    poll_s: float = 2.0,
+) -> Settled:
+    """Poll until what happened since ``since`` (epoch seconds, e.g. when a day landed) has settled, the sensors and
+    automation included, or ``timeout_s`` passes. ``progress(elapsed_s, runs, waiting_for)`` is called every
+    ``progress_every_s``. Raises when ``dagster dev`` exits."""
+    started = time.time()
+    next_progress = started + progress_every_s
+    while True:
+        settled, runs, waiting = _settle_state(server.graphql, watched, since)
+        now = time.time()
+        if settled or now - started > timeout_s:
+            return Settled(settled, runs, now - started)
+        if not server.alive():
+            raise DagsterDevError(f"dagster dev (pid {server.pid}) exited:\n{log_tail(server.log)}")
+        if progress is not None and now >= next_progress:
+            progress(now - started, runs, waiting)
+            next_progress = now + progress_every_s
+        time.sleep(poll_s)
