@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -26,3 +29,22 @@ def materialize_range(
         },
         raise_on_error=raise_on_error,
     )
+
+
+# Opens the file for writing, says so, and holds it for argv[2] seconds.
+_LOCK_HOLDER = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def hold_write_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
+    """A second process holding DuckDB's write lock on ``path`` for ``seconds``; returns once it holds it."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None and process.stdout.readline().strip() == "locked"
+    return process

@@ -14,12 +14,13 @@ from mlops_assets.definitions import defs
 from mlops_assets.defs.transform.assets import (
     DBT_INVOCATION_DIR_PATTERN,
     DBT_INVOCATIONS_KEPT,
+    LOCK_RETRY_WAIT_S,
     build_transform_assets,
 )
 from mlops_assets.defs.transform.dbt_cli import DbtCli
 from mlops_assets.settings import DBT_PROJECT_DIR
 from mlops_assets_tests.conftest import Warehouse
-from mlops_assets_tests.helpers import materialize_range
+from mlops_assets_tests.helpers import hold_write_lock, materialize_range
 
 RAW_KEYS = {dg.AssetKey(["raw", table]) for table in ("flights", "weather", "planes", "airports", "airlines")}
 
@@ -121,6 +122,27 @@ def test_rebuilding_a_partition_replaces_its_rows(warehouse: Warehouse, dagster_
         total_days = con.execute("select count(distinct flight_date) from flights_enriched").fetchone()[0]
     assert before == after and after[0] == after[1] > 600
     assert total_days == (warehouse.end - warehouse.start).days + 1
+
+
+def test_a_dbt_step_that_finds_the_warehouse_locked_retries_and_succeeds(
+    warehouse: Warehouse, dagster_instance
+) -> None:
+    # Another process (a reader outside Dagster, or a run outside the pool) holds the write lock when dbt starts.
+    day = warehouse.start + timedelta(days=4)
+    # The lock goes before the retry comes (LOCK_RETRY_WAIT_S later), so one retry is enough.
+    holder = hold_write_lock(warehouse.duckdb_path, LOCK_RETRY_WAIT_S / 4)
+    try:
+        daily_models = "group:transform and tag:daily"
+        result = materialize_range(defs, dagster_instance, daily_models, day, day, raise_on_error=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert retries, "the locked dbt step was not retried"
+    assert "warehouse is locked" in "\n".join(
+        str(record.user_message) for record in dagster_instance.all_logs(result.run_id)
+    )
+    assert result.success, "the retried dbt step did not succeed once the lock was released"
 
 
 def test_analyst_model_joins_the_graph_without_python_changes(tmp_path: Path) -> None:

@@ -4,8 +4,6 @@ A real second process holds a real write lock on a real DuckDB file; the pool li
 """
 
 import inspect
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,25 +14,9 @@ import pytest
 from mlops_assets.definitions import defs
 from mlops_assets.defs.common import WAREHOUSE_POOL
 from mlops_assets.lib.warehouse_lock import LockWait, WarehouseLockedError, connect_read_only, is_lock_conflict
+from mlops_assets_tests.helpers import hold_write_lock
 
 REPO = Path(__file__).resolve().parents[1]
-
-# Opens the file for writing, says so, and holds it for argv[2] seconds.
-HOLDER = """
-import sys, time, duckdb
-con = duckdb.connect(sys.argv[1])
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-con.close()
-"""
-
-
-def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None and process.stdout.readline().strip() == "locked"
-    return process
 
 
 @pytest.fixture
@@ -46,7 +28,7 @@ def warehouse(tmp_path: Path) -> Path:
 
 
 def test_a_reader_waits_out_another_process_holding_the_write_lock(warehouse: Path) -> None:
-    holder = _hold(warehouse, 1.5)
+    holder = hold_write_lock(warehouse, 1.5)
     try:
         with pytest.raises(duckdb.IOException) as plain:  # what an unguarded reader gets
             duckdb.connect(str(warehouse), read_only=True)
@@ -62,7 +44,7 @@ def test_a_reader_waits_out_another_process_holding_the_write_lock(warehouse: Pa
 
 
 def test_a_lock_held_past_the_wait_fails_with_the_file_and_the_fix(warehouse: Path) -> None:
-    holder = _hold(warehouse, 30)
+    holder = hold_write_lock(warehouse, 30)
     try:
         sleeps: list[float] = []
         with pytest.raises(WarehouseLockedError, match=r"stayed locked by another process.*Fix: wait for that process"):
