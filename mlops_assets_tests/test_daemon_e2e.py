@@ -34,7 +34,7 @@ import pytest
 
 from mlops_assets.cli import REPLAY_SENSORS
 from mlops_assets.definitions import defs
-from mlops_assets.defs.common import daily_partitions
+from mlops_assets.defs.common import WAREHOUSE_POOL, daily_partitions
 from mlops_assets.defs.monitoring.assets import DRIFT_EXCESS, DRIFT_PROFILE_KEY
 from mlops_assets.defs.monitoring.sensors import RETRAIN_REASON_TAG
 from mlops_assets.lib.landing import land_days
@@ -45,6 +45,7 @@ from mlops_assets.lib.replay_daemon import (
     asset_events,
     dagster_dev,
     ensure_running,
+    runs_since,
     sensors,
     wait_until_settled,
 )
@@ -70,6 +71,8 @@ class Daemon:
     env: dict[str, str]
     landing_dir: Path
     watched: Mapping[str, object]
+    dagster_home: Path
+    started: float
 
 
 def _env(root: Path) -> dict[str, str]:
@@ -123,7 +126,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     with dagster_dev(root / "dagster_home", env, root / "dagster-dev.log", cwd=REPO_ROOT) as server:
         ensure_running(server.graphql, REPLAY_SENSORS)
         watched = {name: sensor for name, sensor in sensors(server.graphql).items() if name in REPLAY_SENSORS}
-        yield Daemon(server, env, landing_dir, watched)
+        yield Daemon(server, env, landing_dir, watched, root / "dagster_home", time.time())
     assert not pid_alive(server.pid), f"dagster dev (pid {server.pid}) still runs after the stop"
     leftover = subprocess.run(["pgrep", "-g", str(server.pid)], capture_output=True, text=True).stdout.split()
     assert not leftover, f"processes of dagster dev's group {server.pid} still run: {leftover}"
@@ -193,3 +196,31 @@ def test_a_shifted_day_leads_to_a_retrain_of_its_week(daemon: Daemon) -> None:
     # The retrained model is registered as the challenger; the champion stays until its week is evaluated and gated.
     assert int(_cli(daemon.env, "mlops-assets", "aliases", "--get", "challenger")) > int(champion)
     assert _cli(daemon.env, "mlops-assets", "aliases", "--get", "champion") == champion
+
+
+_STEP_STATS = """
+query Steps($runId: ID!) { runOrError(runId: $runId) { __typename
+    ... on Run { stepStats { stepKey status startTime endTime } } } }
+"""
+
+
+def test_steps_that_open_the_warehouse_never_ran_at_the_same_time(daemon: Daemon) -> None:
+    """The duckdb_warehouse pool (limit 1, dagster.yaml) under the daemon: the landing sensor's daily and dimension
+    runs and automation's runs start together, but their warehouse steps take turns. Runs after the two tests above."""
+    assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
+    pooled = {a.node_def.name for a in assets if WAREHOUSE_POOL in a.op.pools}
+    spans: list[tuple[float, float, str]] = []
+    for run in runs_since(daemon.server.graphql, daemon.started):
+        stats = daemon.server.graphql(_STEP_STATS, {"runId": run.run_id})["runOrError"].get("stepStats", [])
+        spans.extend(
+            (step["startTime"], step["endTime"], f"{step['stepKey']} of {run.run_id[:8]}")
+            for step in stats
+            if step["stepKey"] in pooled and step["startTime"] is not None and step["endTime"] is not None
+        )
+    assert len({span[2].split(" of ")[1] for span in spans}) >= 3, f"too few runs with warehouse steps: {spans}"
+    overlaps, latest = [], (0.0, 0.0, "")
+    for span in sorted(spans):
+        if span[0] < latest[1]:
+            overlaps.append((latest[2], span[2]))
+        latest = max(latest, span, key=lambda s: s[1])
+    assert not overlaps, f"warehouse steps that overlapped: {overlaps}"

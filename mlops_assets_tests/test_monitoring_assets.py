@@ -28,18 +28,26 @@ from mlops_assets.defs.monitoring.assets import (
 )
 from mlops_assets.defs.resources import build_resources
 from mlops_assets.defs.training.resources import MlflowTracking
-from mlops_assets.lib import drift
+from mlops_assets.lib import drift, prediction_log
 from mlops_assets.lib.boosting import refit, training_params
-from mlops_assets.lib.feature_contract import LABEL_COLUMN
+from mlops_assets.lib.feature_contract import KEY_COLUMN, LABEL_COLUMN
 from mlops_assets.lib.model_artifacts import load_version
 from mlops_assets.lib.model_registry import CHAMPION, alias_version, promote
 from mlops_assets.lib.point_in_time import build_training_frame
-from mlops_assets.lib.training import MODEL_FEATURE_COLUMNS, CategoryVocabulary, input_example, model_data
+from mlops_assets.lib.training import (
+    MODEL_FEATURE_COLUMNS,
+    CategoryVocabulary,
+    in_model_order,
+    input_example,
+    model_data,
+)
 from mlops_assets.lib.windows import training_windows
 from mlops_assets_tests.conftest import FEATURES_END, FEATURES_START, TRAINING_PARTITION, Warehouse
 
 DAYS = [date(2013, 2, 11), date(2013, 2, 12), date(2013, 2, 13)]
 HOLDOUT_AUC = 0.70
+SERVED_FLIGHTS = 200  # of DAYS[2], logged as the service would log them
+SKEWED_FLIGHTS = 8  # of those, served 0.3 above their offline score (online features that training never saw)
 
 
 @dataclass(frozen=True)
@@ -107,8 +115,32 @@ def flow(setup: Setup, dagster_instance: object) -> Iterator[dict[str, object]]:
     steps: dict[str, object] = {"before": _profile(setup, dagster_instance, DAYS[0])}
     steps["version"] = _register_champion(setup)
     steps["day1"] = _profile(setup, dagster_instance, DAYS[1])
+    _serve(setup, DAYS[2], str(steps["version"]))
     steps["day2"] = _profile(setup, dagster_instance, DAYS[2])
     yield steps
+
+
+def _serve(setup: Setup, day: date, version: str) -> None:
+    """Log the first SERVED_FLIGHTS of the day through the service's writer, each asked twice (the earlier answer is
+    superseded); the champion's offline score, except SKEWED_FLIGHTS of them."""
+    client = setup.tracking.client()
+    champion = load_version(client, alias_version(client, setup.tracking.registered_model_name, CHAMPION))
+    frame = build_training_frame(setup.lake_root, day, day)
+    scores = champion.predict(model_data(frame, champion.vocabulary).features)
+    flights = in_model_order(frame).get_column(KEY_COLUMN).cast(pl.String).to_list()
+    writer = prediction_log.PredictionLogWriter(setup.lake_root, batch_rows=150)
+    for attempt in ("early", "final"):
+        for index in range(SERVED_FLIGHTS):
+            score = float(scores[index]) + (0.3 if index < SKEWED_FLIGHTS else 0.0)
+            writer.append(
+                {
+                    prediction_log.FLIGHT_ID: flights[index],
+                    prediction_log.DAY_COLUMN: day,
+                    prediction_log.CHAMPION_VERSION: version,
+                    prediction_log.CHAMPION_SCORE: 0.5 if attempt == "early" else min(score, 1.0),
+                }
+            )
+    writer.close()
 
 
 def _uri(setup: Setup, day: date, name: str) -> Path:
@@ -215,3 +247,16 @@ def test_a_range_run_records_each_days_figures_for_the_sensor(
     for day, single in ((DAYS[1], flow["day1"]), (DAYS[2], flow["day2"])):
         assert days[day].rows == single["rows"].value  # type: ignore[index]
         assert days[day].drift_score == pytest.approx(single["drift_excess"].value)  # type: ignore[index]
+
+
+def test_what_was_served_is_read_from_the_prediction_log(setup: Setup, flow: dict[str, object]) -> None:
+    without_log, metadata = flow["day1"], flow["day2"]
+    assert without_log["served_requests"].value == 0  # type: ignore[index]
+    assert metadata["served_requests"].value == 2 * SERVED_FLIGHTS  # type: ignore[index]
+    assert metadata["served_flights"].value == SERVED_FLIGHTS  # type: ignore[index]
+    assert metadata["served_labelled"].value == SERVED_FLIGHTS  # type: ignore[index]
+    assert metadata["serving_skew_compared"].value == SERVED_FLIGHTS  # type: ignore[index]
+    assert metadata["serving_skewed_share"].value == pytest.approx(SKEWED_FLIGHTS / SERVED_FLIGHTS)  # type: ignore[index]
+    assert 0.29 < metadata["serving_skew_max"].value <= 0.3 + 1e-9  # type: ignore[index,operator]
+    summary = json.loads(_uri(setup, DAYS[2], "drift.json").read_text())
+    assert summary["served"]["labelled"] == SERVED_FLIGHTS

@@ -66,6 +66,12 @@ class CategoryVocabulary:
         return cls({name: tuple(values) for name, values in json.loads(text).items()})
 
 
+def in_model_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame's rows in :func:`model_data`'s stable order (time, then key): row i of the matrix is row i here."""
+    order = [TIMESTAMP_COLUMN, KEY_COLUMN] if TIMESTAMP_COLUMN in frame.columns else [KEY_COLUMN]
+    return frame.sort(order)
+
+
 def model_data(frame: pl.DataFrame, vocabulary: CategoryVocabulary) -> ModelData:
     """Encode a training frame (one row per flight, :data:`MODEL_FEATURE_COLUMNS` and the label) as a matrix."""
     missing = [name for name in (KEY_COLUMN, LABEL_COLUMN, *MODEL_FEATURE_COLUMNS) if name not in frame.columns]
@@ -76,8 +82,7 @@ def model_data(frame: pl.DataFrame, vocabulary: CategoryVocabulary) -> ModelData
         )
     if frame.height == 0:
         raise TrainingDataError("training frame has no rows; materialise validated_features for the window first")
-    order = [TIMESTAMP_COLUMN, KEY_COLUMN] if TIMESTAMP_COLUMN in frame.columns else [KEY_COLUMN]
-    encoded = vocabulary.encode(frame.sort(order)).select(
+    encoded = vocabulary.encode(in_model_order(frame)).select(
         *(pl.col(name).cast(pl.Float32) for name in MODEL_FEATURE_COLUMNS), pl.col(LABEL_COLUMN).cast(pl.Float32)
     )
     return ModelData(

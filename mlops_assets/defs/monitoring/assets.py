@@ -14,7 +14,10 @@ Per day D (the rows of D's validated features, with the point-in-time features t
 - the day's labels and every model's scores on the same rows (champion, ``previous_champion`` when it is another
   version, shadow challenger) in ``scores.parquet``, its versions in the file's metadata: the paired comparisons read
   them back, the online A/B (challenger - champion, a paired CI over the days of the current pair so far, recorded
-  on the day) and the rollback sensor (champion - previous champion over the days since the promotion).
+  on the day) and the rollback sensor (champion - previous champion over the days since the promotion);
+- what the service answered, from the day's prediction log when there is one (:mod:`mlops_assets.lib.
+  served_performance`): the served champion's and the logged shadow's figures on the served, labelled flights, and
+  the training/serving skew (served score against the score of the point-in-time features, same model version).
 
 Numeric metadata (drift score, AUC, decay, rows) is what the UI plots over days and what the drift sensor reads.
 With no champion yet, the features are profiled and the rest is recorded as absent. Automation runs it once the day's
@@ -38,13 +41,14 @@ from mlops_assets.defs.features.assets import FEATURE_STORE_KEY
 from mlops_assets.defs.features.checks import VALIDATED_KEY
 from mlops_assets.defs.training.evaluation import read_report
 from mlops_assets.defs.training.resources import MlflowTracking
-from mlops_assets.lib import drift, live_performance
-from mlops_assets.lib.feature_contract import LABEL_COLUMN, PARTITION_COLUMN
+from mlops_assets.lib import drift, live_performance, served_performance
+from mlops_assets.lib.feature_contract import KEY_COLUMN, LABEL_COLUMN, PARTITION_COLUMN
 from mlops_assets.lib.io import read_bytes, write_bytes_atomic
 from mlops_assets.lib.model_artifacts import LoadedModel, load_version
 from mlops_assets.lib.model_registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, alias_version
 from mlops_assets.lib.point_in_time import build_training_frame
-from mlops_assets.lib.training import MODEL_FEATURE_COLUMNS
+from mlops_assets.lib.prediction_log import read_prediction_log
+from mlops_assets.lib.training import MODEL_FEATURE_COLUMNS, in_model_order
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -245,6 +249,43 @@ def _float(value: float | None) -> dg.MetadataValue | None:
     return dg.FloatMetadataValue(float(value)) if value is not None else None
 
 
+def _served(
+    lake_root: str, day: date, frame: pl.DataFrame, y: np.ndarray, p_champion: np.ndarray, champion: LoadedModel
+) -> served_performance.ServedDay | None:
+    """The day's prediction log against the day's labels and the offline scores; None when nothing was served."""
+    log = read_prediction_log(lake_root, day, day)
+    if log.height == 0:
+        return None
+    offline = pl.DataFrame(
+        {
+            KEY_COLUMN: in_model_order(frame).get_column(KEY_COLUMN).cast(pl.String),
+            served_performance.LABEL: y,
+            served_performance.OFFLINE_SCORE: p_champion,
+        }
+    )
+    return served_performance.served_day(log, offline, champion.version)
+
+
+def _served_metadata(served: served_performance.ServedDay | None) -> dict[str, Any]:
+    if served is None:
+        return {"served_requests": 0}
+    champion, shadow = served.champion or {}, served.shadow or {}
+    return {
+        "served_requests": served.requests,
+        "served_flights": served.flights,
+        "served_labelled": served.labelled,
+        "served_roc_auc": _float(champion.get("roc_auc")),
+        "served_log_loss": _float(champion.get("log_loss")),
+        "served_ece": _float(champion.get("ece")),
+        "served_shadow_version": served.shadow_version,
+        "served_shadow_roc_auc": _float(shadow.get("roc_auc")),
+        "serving_skew_compared": served.compared,
+        "serving_skew_p99": _float(served.skew_p99),
+        "serving_skew_max": _float(served.skew_max),
+        "serving_skewed_share": _float(served.skewed_share),
+    }
+
+
 def _aligned_scores(
     context: dg.AssetExecutionContext, model: LoadedModel | None, frame: pl.DataFrame, y: np.ndarray
 ) -> np.ndarray | None:
@@ -352,6 +393,7 @@ def _profile_day(
     shadow = live_performance.day_metrics(y, p_challenger) if p_challenger is not None else None
     previous_live = live_performance.day_metrics(y, p_previous) if p_previous is not None else None
     ab = _online_ab(lake_root, day, champion, challenger, persisted)
+    served = _served(lake_root, day, frame, y, p_champion, champion)
 
     summary.update(
         champion=champion.version,
@@ -368,6 +410,7 @@ def _profile_day(
         shadow=shadow,
         previous_live=previous_live,
         online_ab=ab,
+        served=vars(served) if served is not None else None,
     )
     write_bytes_atomic(_day_uri(lake_root, day, "drift.json"), json.dumps(summary, indent=2, default=float).encode())
     worst = max(columns.values(), key=lambda c: weights.get(c.column, 0.0) * c.js)
@@ -396,6 +439,7 @@ def _profile_day(
         AB_LOW: _float(ab["low"]) if ab else None,
         AB_HIGH: _float(ab["high"]) if ab else None,
         AB_DAYS: int(ab["days"]) if ab else None,
+        **_served_metadata(served),
     }
     return {
         **metadata,
