@@ -38,7 +38,7 @@ from mlops_assets.defs.common import WAREHOUSE_POOL, daily_partitions
 from mlops_assets.defs.monitoring.assets import DRIFT_EXCESS, DRIFT_PROFILE_KEY
 from mlops_assets.defs.monitoring.sensors import RETRAIN_REASON_TAG
 from mlops_assets.lib.landing import land_days
-from mlops_assets.lib.local_processes import pid_alive
+from mlops_assets.lib.local_processes import group_members, pid_alive
 from mlops_assets.lib.replay_daemon import (
     DagsterDev,
     Run,
@@ -128,7 +128,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         watched = {name: sensor for name, sensor in sensors(server.graphql).items() if name in REPLAY_SENSORS}
         yield Daemon(server, env, landing_dir, watched, root / "dagster_home", time.time())
     assert not pid_alive(server.pid), f"dagster dev (pid {server.pid}) still runs after the stop"
-    leftover = subprocess.run(["pgrep", "-g", str(server.pid)], capture_output=True, text=True).stdout.split()
+    leftover = [proc.pid for proc in group_members(server.pid)]
     assert not leftover, f"processes of dagster dev's group {server.pid} still run: {leftover}"
 
 

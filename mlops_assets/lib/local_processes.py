@@ -40,6 +40,9 @@ def stop_process_tree(pid: int, timeout_s: float = 20.0, process_group: bool = F
     except psutil.NoSuchProcess:
         procs = []
     if process_group:
+        known = {proc.pid for proc in procs}
+        procs += [proc for proc in group_members(pid) if proc.pid not in known]
+    if process_group:
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
     for proc in procs:
@@ -53,6 +56,20 @@ def stop_process_tree(pid: int, timeout_s: float = 20.0, process_group: bool = F
         with suppress(psutil.NoSuchProcess):
             proc.kill()
     psutil.wait_procs(alive, timeout=5)
+    if process_group:
+        # Members that joined the group after the listing (a run worker launched during the stop) got the group's
+        # SIGKILL; wait until the kernel has taken them too, so the caller sees the group empty.
+        psutil.wait_procs(group_members(pid), timeout=5)
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    """The live processes (zombies excluded) of process group ``pgid``."""
+    members = []
+    for proc in psutil.process_iter():
+        with suppress(psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc)
+    return members
 
 
 def pid_alive(pid: int) -> bool:
