@@ -14,9 +14,9 @@ hand:
 
 Settings that make a one-day signal enough (``MLOPS_DRIFT_MIN_DAYS=1``), allow a retrain one week after the
 champion's (``MLOPS_RETRAIN_COOLDOWN_DAYS=7``) and leave only the drift path (``MLOPS_DECAY_THRESHOLD=0.5``) are the
-test's; the drift threshold stays the product's. Every process is stopped
-by its PID (the process group of ``dagster dev``), and the test checks that none is left. Cost: 9.5-11.5 min on 2 cores, mostly the sensors'
-120-second intervals.
+test's; the drift threshold stays the product's. Every process is stopped by its PID (the process group of ``dagster
+dev``), and the test checks that none is left. Cost: 9.5-11.5 min on 2 cores, mostly the sensors' 120-second
+intervals.
 """
 
 from __future__ import annotations
