@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_assets.lib.local_processes import free_port
+from mlops_assets.service.launch import SERVICE, serve_argv
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -247,23 +248,6 @@ def running(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-
-
-SERVICE = "mlops_assets.service.service:FlightDelayService"
-
-
-def bento_argv(service: str, port: int) -> list[str]:
-    return [
-        str(VENV_BIN / "bentoml"),
-        "serve",
-        service,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--working-dir",
-        str(REPO_ROOT),
-    ]
 
 
 def bare_argv(port: int, workers: int) -> list[str]:
@@ -592,7 +576,7 @@ def main() -> None:
     with (
         running(
             "service",
-            bento_argv(args.service, service_port),
+            serve_argv(service_port, REPO_ROOT, args.service),
             service_env,
             service_port,
             get_request("/readyz"),

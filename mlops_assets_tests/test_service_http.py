@@ -32,6 +32,7 @@ from mlops_assets.lib.feature_paths import partition_uri
 from mlops_assets.lib.local_processes import free_port
 from mlops_assets.lib.model_registry import CHAMPION, promote
 from mlops_assets.lib.prediction_log import read_prediction_log
+from mlops_assets.service.launch import serve_argv
 from mlops_assets.service.scoring import SERVING_VIEWS, request_bodies
 from mlops_assets_tests.conftest import Warehouse
 from mlops_assets_tests.test_evaluation_assets import Setup, _evaluate, _register, setup  # noqa: F401  (fixture)
@@ -83,17 +84,7 @@ def served(setup: Setup, feature_lake: Warehouse, dagster_instance: object) -> I
         "MLOPS_PREDICTION_LOG_FLUSH_SECONDS": str(LOG_FLUSH_S),
     }
     log = (setup.tmp / "bentoml.log").open("w")
-    command = [
-        str(Path(sys.executable).parent / "bentoml"),
-        "serve",
-        "mlops_assets.service.service:FlightDelayService",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--working-dir",
-        str(REPO_ROOT),
-    ]
+    command = serve_argv(port, REPO_ROOT)
     # Its own session: the server's worker processes are stopped with it, by this process group's id only.
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
