@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -44,6 +43,7 @@ from mlops_assets.lib.local_processes import group_members, pid_alive
 from mlops_assets.lib.replay_daemon import (
     DagsterDev,
     Run,
+    Sensor,
     asset_events,
     dagster_dev,
     ensure_running,
@@ -52,6 +52,7 @@ from mlops_assets.lib.replay_daemon import (
     wait_until_settled,
 )
 from mlops_assets.settings import load_settings
+from mlops_assets_tests import tools
 from mlops_assets_tests.shifted_day import land_shifted_day
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +73,7 @@ class Daemon:
     server: DagsterDev
     env: dict[str, str]
     landing_dir: Path
-    watched: Mapping[str, object]
+    watched: Mapping[str, Sensor]
     dagster_home: Path
     started: float
 
@@ -94,9 +95,7 @@ def _env(root: Path) -> dict[str, str]:
 
 
 def _cli(env: Mapping[str, str], *argv: str) -> str:
-    done = subprocess.run(
-        [str(VENV_BIN / argv[0]), *argv[1:]], env=dict(env), cwd=REPO_ROOT, capture_output=True, text=True, timeout=900
-    )
+    done = tools.run([VENV_BIN / argv[0], *argv[1:]], env=dict(env), timeout=900)
     assert done.returncode == 0, (
         f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
     )
@@ -147,7 +146,7 @@ def _materialised_since(daemon: Daemon, key: dg.AssetKey, day: date, since: floa
 
 
 def _settle(daemon: Daemon, since: float, timeout_s: float) -> list[Run]:
-    outcome = wait_until_settled(daemon.server, daemon.watched, since, timeout_s)  # type: ignore[arg-type]
+    outcome = wait_until_settled(daemon.server, daemon.watched, since, timeout_s)
     assert outcome.settled, f"not settled in {timeout_s:.0f} s; runs {[(r.job, r.status) for r in outcome.runs]}"
     return outcome.runs
 

@@ -42,7 +42,6 @@ def stop_process_tree(pid: int, timeout_s: float = 20.0, process_group: bool = F
     if process_group:
         known = {proc.pid for proc in procs}
         procs += [proc for proc in group_members(pid) if proc.pid not in known]
-    if process_group:
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
     for proc in procs:

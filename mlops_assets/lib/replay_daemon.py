@@ -317,7 +317,6 @@ class Settled:
     """False when ``timeout_s`` passed first."""
     runs: list[Run]
     """Every run created since ``since``."""
-    waited_s: float
 
 
 def _settle_state(graphql: GraphQL, watched: Mapping[str, Sensor], since: float) -> tuple[bool, list[Run], str]:
@@ -365,7 +364,7 @@ def wait_until_settled(
         settled, runs, waiting = _settle_state(server.graphql, watched, since)
         now = time.time()
         if settled or now - started > timeout_s:
-            return Settled(settled, runs, now - started)
+            return Settled(settled, runs)
         if not server.alive():
             raise DagsterDevError(f"dagster dev (pid {server.pid}) exited:\n{log_tail(server.log)}")
         if progress is not None and now >= next_progress:
