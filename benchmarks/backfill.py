@@ -61,13 +61,13 @@ def run_one(storage: str, start: date, end: date) -> dict:
     import logging
 
     import dagster as dg
-    import duckdb
 
     logging.getLogger("dagster").setLevel(logging.WARNING)
 
     from mlops_assets.definitions import defs
     from mlops_assets.defs.common import SETTINGS
     from mlops_assets.lib.landing import land_days
+    from mlops_assets.lib.warehouse import WarehouseLocation
 
     started = time.perf_counter()
     land_days(SETTINGS.landing_dir, start, end)
@@ -92,7 +92,7 @@ def run_one(storage: str, start: date, end: date) -> dict:
         steps, events = _step_seconds(instance, result.run_id)
         storage_class = type(instance.event_log_storage).__name__
 
-    with duckdb.connect(str(SETTINGS.duckdb_path), read_only=True) as con:
+    with WarehouseLocation.from_settings(SETTINGS).connect() as con:
         rows, days = con.execute("select count(*), count(distinct flight_date) from flights_enriched").fetchone()
     return {
         "storage": storage,

@@ -1,7 +1,7 @@
 """Features benchmark: pandera validation throughput, Feast materialise of one day, online lookup latency.
 
     python benchmarks/features.py                                # lands 2013 and builds raw + dbt first (~1 min)
-    python benchmarks/features.py --warehouse path/to/warehouse.duckdb   # reuse a warehouse with the full year
+    python benchmarks/features.py --warehouse path/to/warehouse.sqlite   # reuse a warehouse with the full year
 
 Targets (in-process, SQLite online store): online p99 <= 1 ms (1 entity) and <= 10 ms (100 entities); materialise one
 day <= 1 s. Everything runs in a fresh temporary data dir.
@@ -17,6 +17,10 @@ import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlops_assets.lib.warehouse import WarehouseLocation
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -24,12 +28,13 @@ def _percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _build_warehouse(workdir: Path) -> Path:
+def _build_warehouse(workdir: Path) -> WarehouseLocation:
     import dagster as dg
 
     from mlops_assets.definitions import defs
     from mlops_assets.defs.common import SETTINGS
     from mlops_assets.lib.landing import land_days
+    from mlops_assets.lib.warehouse import WarehouseLocation
 
     land_days(SETTINGS.landing_dir, date(2013, 1, 1), date(2013, 12, 31))
     graph = defs.resolve_asset_graph()
@@ -44,12 +49,14 @@ def _build_warehouse(workdir: Path) -> Path:
             },
         )
     assert result.success
-    return SETTINGS.duckdb_path
+    return WarehouseLocation.from_settings(SETTINGS)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--warehouse", type=Path, help="an existing DuckDB warehouse with flights_enriched for 2013")
+    parser.add_argument(
+        "--warehouse", type=Path, help="the SQLite catalog of an existing warehouse with flights_enriched for 2013"
+    )
     parser.add_argument("--lookups", type=int, default=1000, help="online lookups per measurement")
     args = parser.parse_args()
 
@@ -62,7 +69,6 @@ def main() -> int:
     import logging
 
     logging.getLogger("dagster").setLevel(logging.WARNING)
-    import duckdb
     import polars as pl
 
     from mlops_assets.defs.features.resources import FeatureStoreResource
@@ -79,10 +85,16 @@ def main() -> int:
     from mlops_assets.lib.intraday import with_intraday_keys
     from mlops_assets.lib.io import parquet_bytes, write_bytes_atomic
     from mlops_assets.lib.point_in_time import point_in_time_join
+    from mlops_assets.lib.warehouse import WarehouseLocation
     from mlops_assets.settings import load_settings
 
-    warehouse = args.warehouse or _build_warehouse(workdir)
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    settings = load_settings()
+    warehouse = (
+        WarehouseLocation(f"sqlite:{args.warehouse.resolve()}", "", str(settings.duckdb_extension_dir))
+        if args.warehouse
+        else _build_warehouse(workdir)
+    )
+    with warehouse.connect() as con:
         enriched = con.sql("select * from flights_enriched order by flight_date, flight_id").pl()
     rows: list[tuple[str, str, str, str]] = []
 
@@ -105,7 +117,7 @@ def main() -> int:
     spine = with_intraday_keys(
         valid.select("flight_id", "prediction_ts", "flight_date", "route", "carrier", "origin", "tailnum")
     )
-    fresh_all = feature_tables(valid, read_warehouse_inputs(str(warehouse), date(2013, 1, 1), date(2013, 12, 31)))
+    fresh_all = feature_tables(valid, read_warehouse_inputs(warehouse, date(2013, 1, 1), date(2013, 12, 31)))
     tables_all = {spec.name: merge_entity_table(spec, None, fresh_all[spec.name], []) for spec in FEATURE_VIEWS}
     # The daily online write covers the batch views; the intraday views are pushed live by the departure feed.
     batch_views = [spec for spec in FEATURE_VIEWS if not spec.live]
@@ -115,7 +127,6 @@ def main() -> int:
         ("point-in-time ASOF join, full year", f"{spine.height:,} rows", f"{time.perf_counter() - started:.2f} s", "-")
     )
 
-    settings = load_settings()
     last_day = date(2013, 12, 31)
     for spec in batch_views:
         table = tables_all[spec.name].filter(pl.col("source_date") < last_day)
@@ -237,7 +248,7 @@ def main() -> int:
     print("-+-".join("-" * w for w in width))
     for row in rows:
         print(" | ".join(c.ljust(w) for c, w in zip(row, width, strict=True)))
-    print(f"\nwarehouse: {warehouse}\nworkdir: {workdir}")
+    print(f"\nwarehouse: {warehouse.catalog}\nworkdir: {workdir}")
     return 0
 
 

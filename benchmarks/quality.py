@@ -88,7 +88,13 @@ def set_environment(data_dir: Path) -> None:
         raise RuntimeError("set_environment must run before mlops_assets is imported (settings are read at import)")
     os.environ["MLOPS_DATA_DIR"] = str(data_dir / "data")
     os.environ["DAGSTER_HOME"] = str(data_dir / "dagster_home")
-    for name in ("MLOPS_PROFILE", "MLOPS_LAKE_ROOT", "MLOPS_LANDING_DIR", "MLOPS_DUCKDB_PATH"):
+    for name in (
+        "MLOPS_PROFILE",
+        "MLOPS_LAKE_ROOT",
+        "MLOPS_LANDING_DIR",
+        "MLOPS_WAREHOUSE_CATALOG",
+        "MLOPS_WAREHOUSE_DATA_PATH",
+    ):
         os.environ.pop(name, None)
     os.environ["MLOPS_PARTITIONS_START"] = YEAR_START.isoformat()
     os.environ["MLOPS_PARTITIONS_END"] = YEAR_END.isoformat()

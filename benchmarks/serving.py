@@ -70,7 +70,14 @@ CHECKED_FLIGHTS = 50
 # Answer fields that differ between any two calls by design (the prediction log's row id), left out of the comparison.
 PER_CALL_FIELDS = frozenset({"request_id"})
 # Environment that would point a child at another data dir or profile than the benchmark's own.
-FOREIGN_ENV = ("MLOPS_PROFILE", "MLOPS_LAKE_ROOT", "MLOPS_LANDING_DIR", "MLOPS_DUCKDB_PATH", "DAGSTER_HOME")
+FOREIGN_ENV = (
+    "MLOPS_PROFILE",
+    "MLOPS_LAKE_ROOT",
+    "MLOPS_LANDING_DIR",
+    "MLOPS_WAREHOUSE_CATALOG",
+    "MLOPS_WAREHOUSE_DATA_PATH",
+    "DAGSTER_HOME",
+)
 
 
 # --- state: a lake, an online store and a champion --------------------------------------------------------------

@@ -65,12 +65,14 @@ def _replay_departures(args: argparse.Namespace) -> int:
     from mlops_assets.defs.features.resources import FeatureStoreResource
     from mlops_assets.lib.departure_feed import replay_departures
     from mlops_assets.lib.feature_views import FEATURE_VIEWS_BY_NAME, read_warehouse_inputs
+    from mlops_assets.lib.warehouse import WarehouseLocation
 
     settings = load_settings()
     day: date = args.day
-    if not settings.duckdb_path.exists():
-        raise ValueError(f"no warehouse at {settings.duckdb_path}; land and materialise {day} first")
-    schedule = read_warehouse_inputs(str(settings.duckdb_path), day, day).schedule
+    warehouse = WarehouseLocation.from_settings(settings)
+    if not warehouse.exists():
+        raise ValueError(f"no warehouse at {warehouse.catalog}; land and materialise {day} first")
+    schedule = read_warehouse_inputs(warehouse, day, day).schedule
     if schedule.height == 0:
         raise ValueError(
             f"flights_enriched has no flights for {day}; land it (mlops-assets land {day}) and materialise it "

@@ -8,6 +8,7 @@ requires its service URLs to be set explicitly, so a typo never silently falls b
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -32,6 +33,11 @@ WEATHER_RECORD_MINUTES = 60
 """An hourly weather record summarises its hour: it is usable from the end of the hour it is stamped with."""
 
 
+# The warehouse's DuckDB extensions are installed from their wheels in this environment (lib/warehouse.py), so by
+# default they live beside them: one copy per environment, whatever the data dir; the image installs them at build.
+DEFAULT_DUCKDB_EXTENSION_DIR = Path(sys.prefix) / "share" / "mlops_assets" / "duckdb_extensions"
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable and the fix."""
 
@@ -46,7 +52,11 @@ class Settings:
     data_dir: Path
     landing_dir: Path
     lake_root: str
-    duckdb_path: Path
+    # The dbt warehouse, a DuckLake (lib/warehouse.py): ``sqlite:<file>`` or ``postgres:<conninfo>``, its data path,
+    # and the folder its DuckDB extensions are installed in.
+    warehouse_catalog: str
+    warehouse_data_path: str
+    duckdb_extension_dir: Path
     mlflow_tracking_uri: str
     mlflow_registry_uri: str
     mlflow_artifact_root: str
@@ -103,6 +113,14 @@ class Settings:
     # exists carries it as its git_sha tag.
     git_sha: str = ""
     dbt_project_dir: Path = field(default=DBT_PROJECT_DIR)
+
+    def require_warehouse_catalog(self) -> str:
+        if not self.warehouse_catalog:
+            raise SettingsError(
+                "MLOPS_WAREHOUSE_CATALOG must be set when MLOPS_PROFILE=production, to the PostgreSQL every pod "
+                "shares (e.g. MLOPS_WAREHOUSE_CATALOG='postgres:dbname=warehouse host=postgres user=dagster')"
+            )
+        return self.warehouse_catalog
 
     @property
     def lake_is_local(self) -> bool:
@@ -220,6 +238,34 @@ def _image_registry(env: dict[str, str]) -> str:
     return value
 
 
+def _warehouse_catalog(env: dict[str, str], profile: str, data_dir: Path) -> str:
+    value = env.get("MLOPS_WAREHOUSE_CATALOG", "").strip()
+    if not value:
+        # Production has no default (a pod-local file would not be shared), but only what opens the warehouse needs
+        # it (the serving pods do not): Settings.require_warehouse_catalog names the variable there.
+        return "" if profile == "production" else f"sqlite:{data_dir / 'warehouse.sqlite'}"
+    kind, _, where = value.partition(":")
+    if kind not in {"sqlite", "postgres"} or not where:
+        raise SettingsError(
+            f"MLOPS_WAREHOUSE_CATALOG={value!r} must be sqlite:<file> or postgres:<connection string>, "
+            "e.g. postgres:dbname=lake host=127.0.0.1 port=5432 user=dagster"
+        )
+    if kind == "sqlite":
+        return f"sqlite:{Path(where).expanduser().resolve()}"
+    return value
+
+
+def _warehouse_data_path(env: dict[str, str], data_dir: Path) -> str:
+    value = env.get("MLOPS_WAREHOUSE_DATA_PATH", "").strip().removeprefix("file://")
+    if not value:
+        return f"{data_dir / 'warehouse'}/"
+    if _is_url(value):
+        if not value.startswith("s3://"):
+            raise SettingsError(f"MLOPS_WAREHOUSE_DATA_PATH={value!r} must be a folder or an s3:// URL")
+        return value.rstrip("/") + "/"
+    return f"{Path(value).expanduser().resolve()}/"
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Resolve settings from ``environ`` (default: the process environment)."""
     env = dict(os.environ if environ is None else environ)
@@ -256,7 +302,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         landing_dir=Path(env.get("MLOPS_LANDING_DIR", str(data_dir / "landing"))).expanduser().resolve(),
         lake_root=lake_root,
-        duckdb_path=Path(env.get("MLOPS_DUCKDB_PATH", str(data_dir / "warehouse.duckdb"))).expanduser().resolve(),
+        warehouse_catalog=_warehouse_catalog(env, profile, data_dir),
+        warehouse_data_path=_warehouse_data_path(env, data_dir),
+        duckdb_extension_dir=Path(env.get("MLOPS_DUCKDB_EXTENSION_DIR", str(DEFAULT_DUCKDB_EXTENSION_DIR)))
+        .expanduser()
+        .resolve(),
         mlflow_tracking_uri=mlflow_tracking_uri,
         mlflow_registry_uri=env.get("MLOPS_MLFLOW_REGISTRY_URI", mlflow_tracking_uri),
         mlflow_artifact_root=env.get("MLOPS_MLFLOW_ARTIFACT_ROOT", str(data_dir / "mlflow" / "artifacts")),

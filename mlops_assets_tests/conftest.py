@@ -10,14 +10,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from mlops_assets.lib.warehouse import WarehouseLocation
 
 # Settings are resolved when mlops_assets.defs is first imported, so the environment is set at collection time.
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="mlops_assets_tests_"))
 os.environ["MLOPS_DATA_DIR"] = str(_SESSION_DIR / "data")
 os.environ["DAGSTER_HOME"] = str(_SESSION_DIR / "dagster_home")
-for _name in ("MLOPS_PROFILE", "MLOPS_LAKE_ROOT", "MLOPS_LANDING_DIR", "MLOPS_DUCKDB_PATH"):
+for _name in (
+    "MLOPS_PROFILE",
+    "MLOPS_LAKE_ROOT",
+    "MLOPS_LANDING_DIR",
+    "MLOPS_WAREHOUSE_CATALOG",
+    "MLOPS_WAREHOUSE_DATA_PATH",
+):
     os.environ.pop(_name, None)
 # The product trains on 91 days; the tests train the first weeks of the year on 28 to keep the fixtures small.
 os.environ["MLOPS_TRAIN_DAYS"] = "28"
@@ -46,11 +58,15 @@ class Warehouse:
     """A landed, ingested and dbt-transformed slice of real data, shared read-only by the tests."""
 
     data_dir: Path
-    duckdb_path: Path
+    location: WarehouseLocation
     lake_root: Path
     landing_dir: Path
     start: date
     end: date
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A read-only connection with the lake in use, as the assets open it."""
+        return self.location.connect()
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +83,7 @@ def warehouse(dagster_instance: object) -> Warehouse:
     from mlops_assets.definitions import defs
     from mlops_assets.defs.common import SETTINGS
     from mlops_assets.lib.landing import land_days
+    from mlops_assets.lib.warehouse import WarehouseLocation
     from mlops_assets_tests.helpers import materialize_range
 
     land_days(SETTINGS.landing_dir, WAREHOUSE_START, WAREHOUSE_END)
@@ -80,7 +97,7 @@ def warehouse(dagster_instance: object) -> Warehouse:
     assert result.success
     return Warehouse(
         data_dir=SETTINGS.data_dir,
-        duckdb_path=SETTINGS.duckdb_path,
+        location=WarehouseLocation.from_settings(SETTINGS),
         lake_root=Path(SETTINGS.lake_root),
         landing_dir=SETTINGS.landing_dir,
         start=WAREHOUSE_START,

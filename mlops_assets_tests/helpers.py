@@ -10,6 +10,8 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_assets.lib.warehouse import WarehouseLocation
+
 
 def materialize_range(
     defs: dg.Definitions, instance: Any, selection: str, start: date, end: date, raise_on_error: bool = True
@@ -31,20 +33,33 @@ def materialize_range(
     )
 
 
-# Opens the file for writing, says so, and holds it for argv[2] seconds.
+# Opens a write transaction on the warehouse's SQLite catalog (with DuckDB's own SQLite, whose locks DuckLake's commits
+# honour), says so, and holds it for argv[3] seconds.
 _LOCK_HOLDER = """
 import sys, time, duckdb
-con = duckdb.connect(sys.argv[1])
+con = duckdb.connect(config={"extension_directory": sys.argv[2], "autoinstall_known_extensions": False})
+con.execute(f"attach '{sys.argv[1]}' as catalog (type sqlite)")
+con.execute("begin")
+con.execute("update catalog.ducklake_metadata set value = value")
 print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
+time.sleep(float(sys.argv[3]))
 con.close()
 """
 
 
-def hold_write_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
-    """A second process holding DuckDB's write lock on ``path`` for ``seconds``; returns once it holds it."""
+def hold_write_lock(location: WarehouseLocation, seconds: float) -> subprocess.Popen[str]:
+    """A second process holding the write lock of the warehouse's SQLite catalog for ``seconds``, as a commit in
+    progress elsewhere would; returns once it holds it."""
+    assert location.catalog_file is not None, "only a SQLite catalog has a file to lock"
     process = subprocess.Popen(
-        [sys.executable, "-c", _LOCK_HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _LOCK_HOLDER, str(location.catalog_file), location.extension_dir, str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None and process.stdout.readline().strip() == "locked"
     return process
+
+
+def scratch_warehouse(source: WarehouseLocation, directory: Path) -> WarehouseLocation:
+    """An empty warehouse of its own under ``directory`` (a SQLite catalog), sharing ``source``'s extensions."""
+    return WarehouseLocation(f"sqlite:{directory / 'catalog.sqlite'}", f"{directory / 'data'}/", source.extension_dir)

@@ -39,7 +39,7 @@ def main(first: date, last: date, week: str) -> dict[str, object]:
         return {
             "profile": SETTINGS.profile,
             "storage": type(instance.run_storage).__name__,
-            "warehouse": str(SETTINGS.duckdb_path),
+            "warehouse": SETTINGS.warehouse_catalog,
             "daily_run_id": daily.run_id,
             "training_run_id": trained.run_id,
             "model_version": metadata["model_version"].value,

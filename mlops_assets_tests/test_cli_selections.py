@@ -19,10 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from mlops_assets.lib.raw_tables import landed_file_path
+from mlops_assets.lib.warehouse import WarehouseLocation
+from mlops_assets.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -94,11 +95,16 @@ def _redeliver(data_dir: Path) -> str:
     return f"{CHANGED_DAY}_{first['carrier']}{first['flight']}_{first['origin']}"
 
 
+def _warehouse(data_dir: Path) -> WarehouseLocation:
+    """The warehouse the CLI commands built under ``data_dir`` (the local default's location there)."""
+    return WarehouseLocation.from_settings(load_settings({"MLOPS_DATA_DIR": str(data_dir)}))
+
+
 def _warehouse_matches_lake(data_dir: Path) -> dict[str, int]:
     """flights_enriched holds exactly the lake's flights of every day of the range; rows per day."""
     lake = pl.scan_parquet(data_dir / "lake" / "raw" / "flights" / "date=*" / "data.parquet")
     in_lake = dict(lake.group_by(pl.date("year", "month", "day").alias("day")).len().collect().sort("day").iter_rows())
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+    with _warehouse(data_dir).connect() as con:
         rows = con.execute("select flight_date, count(*) from flights_enriched group by 1 order by 1").fetchall()
     in_warehouse = dict(rows)
     assert in_warehouse == in_lake
@@ -107,7 +113,7 @@ def _warehouse_matches_lake(data_dir: Path) -> dict[str, int]:
 
 
 def _tailnum(data_dir: Path, flight_id: str) -> str:
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+    with _warehouse(data_dir).connect() as con:
         return con.execute("select tailnum from flights_enriched where flight_id = ?", [flight_id]).fetchone()[0]
 
 

@@ -30,7 +30,14 @@ def _env(tmp_path: Path) -> dict[str, str]:
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
         NO_COLOR="1",
     )
-    for name in ("MLOPS_PROFILE", "MLOPS_LAKE_ROOT", "MLOPS_LANDING_DIR", "MLOPS_DUCKDB_PATH", "MLOPS_FEAST_REGISTRY"):
+    for name in (
+        "MLOPS_PROFILE",
+        "MLOPS_LAKE_ROOT",
+        "MLOPS_LANDING_DIR",
+        "MLOPS_WAREHOUSE_CATALOG",
+        "MLOPS_WAREHOUSE_DATA_PATH",
+        "MLOPS_FEAST_REGISTRY",
+    ):
         env.pop(name, None)
     env.pop("MLOPS_FEAST_ONLINE_STORE", None)
     return env

@@ -4,7 +4,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 
@@ -38,10 +37,10 @@ def test_production_profile_serves_from_redis(warehouse: Warehouse, redis_port: 
         }
     )
     day = warehouse.end
-    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+    with warehouse.connect() as con:
         enriched = con.sql("select * from flights_enriched where flight_date = ?", params=[day]).pl()
     valid = validate_features(prepare_model_rows(split_scope(enriched)[0])).valid
-    tables = feature_tables(valid, read_warehouse_inputs(str(warehouse.duckdb_path), day, day))
+    tables = feature_tables(valid, read_warehouse_inputs(warehouse.location, day, day))
     for spec in FEATURE_VIEWS:
         merged = merge_entity_table(spec, None, tables[spec.name], [day])
         write_bytes_atomic(entity_table_uri(settings.lake_root, spec.name), parquet_bytes(merged))

@@ -4,7 +4,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 import pytest
 
@@ -26,7 +25,7 @@ from mlops_assets.lib.io import parquet_bytes, write_bytes_atomic
 from mlops_assets.lib.online import OnlineLookupError
 from mlops_assets.lib.point_in_time import build_training_frame
 from mlops_assets_tests.conftest import Warehouse
-from mlops_assets_tests.helpers import materialize_range
+from mlops_assets_tests.helpers import materialize_range, scratch_warehouse
 
 FEATURES = "group:features"
 
@@ -58,7 +57,7 @@ def test_two_days_validate_materialise_and_serve_online(warehouse: Warehouse, da
     lake = str(warehouse.lake_root)
     for day in (first, last):
         valid = pl.read_parquet(partition_uri(lake, "validated", day))
-        with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+        with warehouse.connect() as con:
             expected = con.execute(
                 "select count(*) from flights_enriched where flight_date = ? and tailnum is not null", [day]
             ).fetchone()[0]
@@ -112,9 +111,9 @@ def test_two_days_validate_materialise_and_serve_online(warehouse: Warehouse, da
 
 def test_all_bad_partition_fails_and_writes_nothing_downstream(warehouse: Warehouse, tmp_path: Path) -> None:
     day = warehouse.end
-    bad_warehouse = tmp_path / "bad.duckdb"
-    with duckdb.connect(str(bad_warehouse)) as con:
-        con.execute(f"attach '{warehouse.duckdb_path}' as src (read_only)")
+    bad_warehouse = scratch_warehouse(warehouse.location, tmp_path / "bad")
+    with bad_warehouse.connect(read_only=False) as con:
+        con.execute(warehouse.location.attach_sql(read_only=True, alias="src"))
         con.execute(
             "create table flights_enriched as select * replace (-1.0 as distance) "
             "from src.flights_enriched where flight_date = ?",
@@ -126,7 +125,7 @@ def test_all_bad_partition_fails_and_writes_nothing_downstream(warehouse: Wareho
         assets=[validated_features, feature_store],
         resources={
             "lake": LakeResource(
-                landing_dir=str(tmp_path / "landing"), lake_root=str(lake), warehouse_path=str(bad_warehouse)
+                landing_dir=str(tmp_path / "landing"), lake_root=str(lake), **bad_warehouse.resource_fields()
             ),
             "feature_store": FeatureStoreResource(
                 repo_dir=str(SETTINGS.feast_repo_dir),
@@ -155,9 +154,9 @@ def test_all_bad_partition_fails_and_writes_nothing_downstream(warehouse: Wareho
 def test_threshold_is_configurable(warehouse: Warehouse, tmp_path: Path) -> None:
     """One bad row in a day: quarantined under the default 1%, but fails a zero-tolerance run."""
     day = date.fromisoformat(warehouse.end.isoformat())
-    bad_warehouse = tmp_path / "one_bad.duckdb"
-    with duckdb.connect(str(bad_warehouse)) as con:
-        con.execute(f"attach '{warehouse.duckdb_path}' as src (read_only)")
+    bad_warehouse = scratch_warehouse(warehouse.location, tmp_path / "one_bad")
+    with bad_warehouse.connect(read_only=False) as con:
+        con.execute(warehouse.location.attach_sql(read_only=True, alias="src"))
         con.execute("create table flights_enriched as select * from src.flights_enriched where flight_date = ?", [day])
         con.execute(
             "update flights_enriched set carrier = 'ZZ' where flight_id = (select min(flight_id) from flights_enriched)"
@@ -167,7 +166,7 @@ def test_threshold_is_configurable(warehouse: Warehouse, tmp_path: Path) -> None
         assets=[validated_features],
         resources={
             "lake": LakeResource(
-                landing_dir=str(tmp_path / "landing"), lake_root=str(lake), warehouse_path=str(bad_warehouse)
+                landing_dir=str(tmp_path / "landing"), lake_root=str(lake), **bad_warehouse.resource_fields()
             ),
         },
     )
@@ -190,12 +189,12 @@ def test_online_write_matches_feast_materialize(warehouse: Warehouse, tmp_path: 
     """The feature_store asset writes each key's latest row itself; the online store must end up exactly as after
     Feast's own ``materialize`` over the same window, for every key and feature of every view."""
     first, last = warehouse.end - timedelta(days=1), warehouse.end
-    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+    with warehouse.connect() as con:
         enriched = con.sql(
             "select * from flights_enriched where flight_date between ? and ?", params=[first, last]
         ).pl()
     valid = validate_features(prepare_model_rows(split_scope(enriched)[0])).valid
-    fresh = feature_tables(valid, read_warehouse_inputs(str(warehouse.duckdb_path), first, last))
+    fresh = feature_tables(valid, read_warehouse_inputs(warehouse.location, first, last))
     batch_views = [spec for spec in FEATURE_VIEWS if not spec.live]
     tables = {spec.name: merge_entity_table(spec, None, fresh[spec.name], [first, last]) for spec in batch_views}
     lake = str(tmp_path / "lake")

@@ -16,7 +16,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -104,7 +103,7 @@ def test_flights_without_a_tail_number_are_out_of_scope_and_counted(feature_lake
     days = [first + timedelta(days=n) for n in range((FEATURES_END - first).days + 1)]
     validated = pl.concat([pl.read_parquet(partition_uri(str(feature_lake.lake_root), "validated", d)) for d in days])
     assert validated["tailnum"].null_count() == 0
-    with duckdb.connect(str(feature_lake.duckdb_path), read_only=True) as con:
+    with feature_lake.connect() as con:
         tailless, cancelled = con.execute(
             "select count(*), count(*) filter (where is_cancelled) from flights_enriched "
             "where tailnum is null and flight_date between ? and ?",
@@ -227,7 +226,7 @@ def test_replayed_departures_online_equal_the_training_values(feature_lake: Ware
         lake_root=lake,
     )
     store.ensure_applied()
-    schedule = read_warehouse_inputs(str(feature_lake.duckdb_path), day, day).schedule
+    schedule = read_warehouse_inputs(feature_lake.location, day, day).schedule
     keys = with_intraday_keys(schedule.select("flight_date", "carrier", "origin", "tailnum")).unique(
         ["origin_day", "carrier_origin_day", "tail_day"]
     )

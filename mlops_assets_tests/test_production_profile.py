@@ -30,14 +30,15 @@ def test_production_profile_materialises_through_the_trained_model(tmp_path: Pat
     ):
         dagster_url = postgres.create_database("dagster")
         mlflow_url = postgres.create_database("mlflow")
+        postgres.create_database("warehouse")
         with mlflow_server(tmp_path / "mlflow", mlflow_url, str(tmp_path / "mlflow_artifacts")) as tracking:
             home = tmp_path / "dagster_home"
             home.mkdir()
             (home / "dagster.yaml").write_text(
                 f"storage:\n  postgres:\n    postgres_url: {dagster_url}\ntelemetry:\n  enabled: false\n"
             )
-            # Nothing of this test process's own settings may leak in (the package exports the warehouse path and
-            # lake root for dbt when imported): the subprocess's state lives only under tmp_path and on the servers.
+            # Nothing of this test process's own settings may leak in (settings are resolved from the environment
+            # when the package is imported): the subprocess's state lives only under tmp_path and on the servers.
             inherited = {
                 name: value
                 for name, value in os.environ.items()
@@ -49,6 +50,11 @@ def test_production_profile_materialises_through_the_trained_model(tmp_path: Pat
                 "MLOPS_PROFILE": "production",
                 "MLOPS_DATA_DIR": str(tmp_path / "data"),
                 "MLOPS_LAKE_ROOT": f"file://{tmp_path / 'lake'}",
+                # The DuckLake catalog every step shares, on the PostgreSQL server (its data under tmp_path).
+                "MLOPS_WAREHOUSE_CATALOG": (
+                    f"postgres:dbname=warehouse host={postgres.host} port={postgres.port} user={postgres.user}"
+                ),
+                "MLOPS_WAREHOUSE_DATA_PATH": str(tmp_path / "warehouse"),
                 "MLOPS_MLFLOW_TRACKING_URI": tracking.tracking_uri,
                 "MLOPS_FEAST_ONLINE_STORE": f"{online_store.url}/0",
                 "MLOPS_RAY_ADDRESS": ray.address,
@@ -69,7 +75,11 @@ def test_production_profile_materialises_through_the_trained_model(tmp_path: Pat
             print(f"production slice: {summary}")
             assert summary["profile"] == "production"
             assert summary["storage"] == "PostgresRunStorage"
-            assert Path(summary["warehouse"]).is_relative_to(tmp_path)
+            assert summary["warehouse"].startswith("postgres:dbname=warehouse ")
+            # The warehouse's tables are in the PostgreSQL catalog, their data under the data path.
+            tables = {row[0] for row in postgres.query("warehouse", "select table_name from ducklake_table")}
+            assert {"flights_enriched", "delay_history"} <= tables
+            assert any((tmp_path / "warehouse").rglob("*.parquet"))
 
             # Dagster's runs and events are in PostgreSQL.
             runs = dict(postgres.query("dagster", "select run_id, status from runs"))

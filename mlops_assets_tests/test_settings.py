@@ -9,7 +9,8 @@ def test_local_defaults_live_under_the_data_dir(tmp_path: Path) -> None:
     settings = load_settings({"MLOPS_DATA_DIR": str(tmp_path)})
     assert settings.profile == "local"
     assert settings.lake_root == str(tmp_path / "lake")
-    assert settings.duckdb_path == tmp_path / "warehouse.duckdb"
+    assert settings.warehouse_catalog == f"sqlite:{tmp_path / 'warehouse.sqlite'}"
+    assert settings.warehouse_data_path == f"{tmp_path / 'warehouse'}/"
     assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     assert settings.ray_address == "local"
 
@@ -57,3 +58,35 @@ def test_executor_is_in_process_locally_and_one_k8s_job_per_step_in_production(t
         }
     )
     assert build_executor(production).name == "k8s"
+
+
+def test_the_warehouse_is_required_in_production_only_where_it_is_opened(tmp_path: Path) -> None:
+    from mlops_assets.lib.warehouse import WarehouseLocation
+
+    production = {
+        "MLOPS_PROFILE": "production",
+        "MLOPS_DATA_DIR": str(tmp_path),
+        "MLOPS_LAKE_ROOT": "s3://lake",
+        "MLOPS_MLFLOW_TRACKING_URI": "http://mlflow:5000",
+        "MLOPS_FEAST_ONLINE_STORE": "redis://redis:6379/0",
+    }
+    serving = load_settings(production)  # the serving pods never open the warehouse
+    with pytest.raises(SettingsError, match="MLOPS_WAREHOUSE_CATALOG must be set when MLOPS_PROFILE=production"):
+        WarehouseLocation.from_settings(serving)
+    catalog = "postgres:dbname=warehouse host=pg user=dagster"
+    shared = WarehouseLocation.from_settings(load_settings({**production, "MLOPS_WAREHOUSE_CATALOG": catalog}))
+    assert shared.catalog == catalog and shared.catalog_file is None
+    assert shared.attach_sql(read_only=True) == f"ATTACH 'ducklake:{catalog}' AS lake (READ_ONLY)"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MLOPS_WAREHOUSE_CATALOG": "warehouse.duckdb"}, "must be sqlite:<file> or postgres:<connection string>"),
+        ({"MLOPS_WAREHOUSE_CATALOG": "mysql:db=x"}, "must be sqlite:<file> or postgres:<connection string>"),
+        ({"MLOPS_WAREHOUSE_DATA_PATH": "gs://bucket/warehouse"}, "must be a folder or an s3:// URL"),
+    ],
+)
+def test_a_malformed_warehouse_setting_names_the_variable(env: dict[str, str], message: str, tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings({"MLOPS_DATA_DIR": str(tmp_path), **env})

@@ -7,7 +7,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 from dagster_dbt import DbtCliResource, DbtProject
 
 from mlops_assets.definitions import defs
@@ -73,7 +72,7 @@ def test_every_asset_has_a_freshness_policy() -> None:
 
 def test_history_counts_only_outcomes_known_before_the_flight_day(warehouse: Warehouse) -> None:
     day = warehouse.end
-    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+    with warehouse.connect() as con:
         route, flights, rate = con.execute(
             "select route, route_flights_28d, route_delay_rate_28d from flights_enriched "
             "where flight_date = ? and route_flights_28d > 20 order by flight_id limit 1",
@@ -101,7 +100,7 @@ def test_history_counts_only_outcomes_known_before_the_flight_day(warehouse: War
 
 
 def test_weather_is_observed_before_prediction_time(warehouse: Warehouse) -> None:
-    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+    with warehouse.connect() as con:
         late = con.execute(
             "select count(*) from flights_enriched where weather_age_minutes < 0 or weather_age_minutes > 180"
         ).fetchone()[0]
@@ -113,24 +112,22 @@ def test_weather_is_observed_before_prediction_time(warehouse: Warehouse) -> Non
 def test_rebuilding_a_partition_replaces_its_rows(warehouse: Warehouse, dagster_instance) -> None:
     day = warehouse.start + timedelta(days=3)
     query = "select count(*), count(distinct flight_id) from flights_enriched where flight_date = ?"
-    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+    with warehouse.connect() as con:
         before = con.execute(query, [day]).fetchone()
     result = materialize_range(defs, dagster_instance, "group:transform", day, day)
     assert result.success
-    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+    with warehouse.connect() as con:
         after = con.execute(query, [day]).fetchone()
         total_days = con.execute("select count(distinct flight_date) from flights_enriched").fetchone()[0]
     assert before == after and after[0] == after[1] > 600
     assert total_days == (warehouse.end - warehouse.start).days + 1
 
 
-def test_a_dbt_step_that_finds_the_warehouse_locked_retries_and_succeeds(
-    warehouse: Warehouse, dagster_instance
-) -> None:
-    # Another process (a reader outside Dagster, or a run outside the pool) holds the write lock when dbt starts.
+def test_a_dbt_step_that_meets_another_commit_retries_and_succeeds(warehouse: Warehouse, dagster_instance) -> None:
+    # Another process (a writer outside Dagster's pool) is committing to the catalog while dbt builds.
     day = warehouse.start + timedelta(days=4)
-    # The lock goes before the retry comes (LOCK_RETRY_WAIT_S later), so one retry is enough.
-    holder = hold_write_lock(warehouse.duckdb_path, LOCK_RETRY_WAIT_S / 4)
+    # The lock outlasts dbt's start-up and goes before the retry comes (LOCK_RETRY_WAIT_S later): one retry is enough.
+    holder = hold_write_lock(warehouse.location, LOCK_RETRY_WAIT_S * 0.6)
     try:
         daily_models = "group:transform and tag:daily"
         result = materialize_range(defs, dagster_instance, daily_models, day, day, raise_on_error=False)
@@ -139,10 +136,15 @@ def test_a_dbt_step_that_finds_the_warehouse_locked_retries_and_succeeds(
         holder.wait()
     retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
     assert retries, "the locked dbt step was not retried"
-    assert "warehouse is locked" in "\n".join(
+    assert "warehouse is busy with another process's commit" in "\n".join(
         str(record.user_message) for record in dagster_instance.all_logs(result.run_id)
     )
     assert result.success, "the retried dbt step did not succeed once the lock was released"
+    with warehouse.connect() as con:
+        rows, flights = con.execute(
+            "select count(*), count(distinct flight_id) from flights_enriched where flight_date = ?", [day]
+        ).fetchone()
+    assert rows == flights > 600  # the refused commit left nothing behind, the retried one wrote the day once
 
 
 def test_analyst_model_joins_the_graph_without_python_changes(tmp_path: Path) -> None:

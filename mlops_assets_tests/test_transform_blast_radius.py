@@ -2,7 +2,7 @@
 
 The dbt tests of the daily models and of the stg_flights/stg_weather views are asset checks scoped to the partition
 window being built, so they still catch the defects of their own day. Real in-process Dagster runs of the raw and
-transform assets on a small warehouse of the test's own (lake, landing zone and DuckDB file under tmp_path).
+transform assets on a small warehouse of the test's own (lake, landing zone and DuckLake under tmp_path).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 
 from mlops_assets.defs import raw, transform
@@ -21,23 +20,36 @@ from mlops_assets.defs.resources import build_resources
 from mlops_assets.lib.landing import land_days
 from mlops_assets.lib.raw_lake import partition_uri, quarantine_uri
 from mlops_assets.lib.raw_tables import landed_file_path
+from mlops_assets.lib.warehouse import WarehouseLocation
+from mlops_assets.settings import Settings
 from mlops_assets_tests.helpers import materialize_range
 
 START, GOOD_DAY, BAD_DAY, NEXT_DAY = date(2013, 1, 1), date(2013, 1, 2), date(2013, 1, 3), date(2013, 1, 4)
 UNKNOWN_CARRIER = "ZZ"  # a well-formed code (passes the raw gate) that stg_airlines does not know: a dbt test fails
 
 
-def _defs(root: Path) -> dg.Definitions:
-    # The product's resources for the test's own lake, landing zone and warehouse (dbt gets them as --vars).
-    settings = replace(
-        SETTINGS, landing_dir=root / "landing", lake_root=str(root / "lake"), duckdb_path=root / "warehouse.duckdb"
+def _settings(root: Path) -> Settings:
+    # The product's settings for the test's own lake, landing zone and warehouse (dbt gets them as --vars).
+    return replace(
+        SETTINGS,
+        landing_dir=root / "landing",
+        lake_root=str(root / "lake"),
+        warehouse_catalog=f"sqlite:{root / 'warehouse.sqlite'}",
+        warehouse_data_path=f"{root / 'warehouse'}/",
     )
-    resources = build_resources(settings)
+
+
+def _defs(root: Path) -> dg.Definitions:
+    resources = build_resources(_settings(root))
     return dg.Definitions.merge(
         raw.defs,
         transform.defs,
         dg.Definitions(resources={"lake": resources["lake"], "dbt": resources["dbt"]}, executor=dg.in_process_executor),
     )
+
+
+def _warehouse(root: Path) -> WarehouseLocation:
+    return WarehouseLocation.from_settings(_settings(root))
 
 
 def _deliver_bad_day(landing: Path) -> None:
@@ -83,7 +95,7 @@ def test_a_failed_and_a_defective_day_never_fail_the_next_day(tmp_path: Path) ->
 
         # A defective row written straight into a neighbouring day of the warehouse: a duplicated flight with an
         # impossible label and hour, which fails unique, accepted_values and accepted_range on a whole-table scan.
-        with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        with _warehouse(tmp_path).connect(read_only=False) as con:
             con.execute(
                 "insert into flights_enriched select * replace (7 as is_delayed, 99 as sched_dep_hour) "
                 "from flights_enriched where flight_date = ? limit 1",
@@ -98,7 +110,7 @@ def test_a_failed_and_a_defective_day_never_fail_the_next_day(tmp_path: Path) ->
         assert "relationships_stg_flights_carrier__carrier__ref_stg_airlines_" in checks
         assert all(checks.values()), checks
 
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+    with _warehouse(tmp_path).connect() as con:
         days = dict(con.execute("select flight_date, count(*) from flights_enriched group by 1").fetchall())
         # The staging view reads the whole lake, the bad day included, without error.
         lake_days = con.execute("select count(distinct flight_date) from stg_flights").fetchone()[0]

@@ -56,7 +56,14 @@ class Served:
 
 def _env(tmp: Path) -> dict[str, str]:
     env = dict(os.environ)
-    for name in ("MLOPS_PROFILE", "MLOPS_LAKE_ROOT", "MLOPS_LANDING_DIR", "MLOPS_DUCKDB_PATH", "MLOPS_FEAST_REGISTRY"):
+    for name in (
+        "MLOPS_PROFILE",
+        "MLOPS_LAKE_ROOT",
+        "MLOPS_LANDING_DIR",
+        "MLOPS_WAREHOUSE_CATALOG",
+        "MLOPS_WAREHOUSE_DATA_PATH",
+        "MLOPS_FEAST_REGISTRY",
+    ):
         env.pop(name, None)
     env.pop("MLOPS_FEAST_ONLINE_STORE", None)
     env.update(

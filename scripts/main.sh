@@ -43,6 +43,6 @@ cat <<MSG
 
 Done. Look at it in the Dagster UI:
   DAGSTER_HOME=$DAGSTER_HOME .venv/bin/dagster dev        # then open http://127.0.0.1:3000
-Data lives under ${MLOPS_DATA_DIR:-$PWD/data} (landing zone, Parquet lake, DuckDB warehouse, MLflow store).
+Data lives under ${MLOPS_DATA_DIR:-$PWD/data} (landing zone, Parquet lake, DuckLake warehouse, MLflow store).
 MLflow UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///${MLOPS_DATA_DIR:-$PWD/data}/mlflow/mlflow.db
 MSG

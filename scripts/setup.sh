@@ -21,5 +21,8 @@ export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 # Telemetry of every component stays off; nothing leaves the machine.
 export FEAST_USAGE=False RAY_USAGE_STATS_ENABLED=0 WHYLOGS_NO_ANALYTICS=1 BENTOML_DO_NOT_TRACK=true \
   DO_NOT_TRACK=1 DAGSTER_DISABLE_TELEMETRY=1
+# The warehouse's DuckDB extensions, from their wheels into the environment (once; lib/warehouse.py).
+python -c "from mlops_assets.lib.warehouse import ensure_extensions; \
+from mlops_assets.settings import DEFAULT_DUCKDB_EXTENSION_DIR; ensure_extensions(DEFAULT_DUCKDB_EXTENSION_DIR)"
 # The manifest is built from the current models, never committed.
 dagster-dbt project prepare-and-package --file mlops_assets/defs/transform/project.py >/dev/null

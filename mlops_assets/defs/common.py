@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from mlops_assets.lib.warehouse import WarehouseLocation
 from mlops_assets.settings import Settings, load_settings
 
 NEW_YORK = "America/New_York"
@@ -62,9 +63,9 @@ DAILY_AUTOMATION = daily_arrival()
 
 # Partition D of the child reads partition D - 1 of the parent (e.g. statistics built at the end of the day before).
 # Day one's eve lies before the partition set: Dagster treats it as absent (so ``daily_arrival`` must not wait for it).
-# Every step that opens the DuckDB warehouse file (the dbt builds write it; validated_features and feature_store read
-# it) is in this pool; dagster.yaml limits each pool to one step at a time across runs, because a DuckDB file open for
-# writing in one process cannot be opened by another at all (lib/warehouse_lock.py).
+# Every step that opens the warehouse (the dbt builds write it; validated_features and feature_store read it) is in
+# this pool; dagster.yaml limits each pool to one step at a time across runs. Two writers of one DuckLake table
+# conflict at commit, and a reader of a SQLite catalog waits out a commit (lib/warehouse.py): taking turns avoids both.
 WAREHOUSE_POOL = "duckdb_warehouse"
 PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
 
@@ -78,7 +79,12 @@ class LakeResource(dg.ConfigurableResource):
 
     landing_dir: str
     lake_root: str
-    warehouse_path: str
+    warehouse_catalog: str
+    warehouse_data_path: str
+    duckdb_extension_dir: str
+
+    def warehouse(self) -> WarehouseLocation:
+        return WarehouseLocation(self.warehouse_catalog, self.warehouse_data_path, self.duckdb_extension_dir)
 
     def landing_path(self) -> Path:
         return Path(self.landing_dir)

@@ -13,6 +13,7 @@ from mlops_assets.defs.serving.resources import BentoBuilder, DockerEngine
 from mlops_assets.defs.training.resources import MlflowTracking
 from mlops_assets.defs.transform.dbt_cli import DbtCli
 from mlops_assets.defs.transform.project import dbt_project
+from mlops_assets.lib.warehouse import WarehouseLocation
 from mlops_assets.settings import Settings
 
 
@@ -27,13 +28,13 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "lake": LakeResource(
             landing_dir=str(settings.landing_dir),
             lake_root=settings.lake_root,
-            warehouse_path=str(settings.duckdb_path),
+            **WarehouseLocation.from_settings(settings).resource_fields(),
         ),
         "dbt": DbtCli(
             project_dir=dbt_project,
             profiles_dir=str(dbt_project.project_dir),
             dbt_executable=_dbt_executable(),
-            warehouse_path=str(settings.duckdb_path),
+            **WarehouseLocation.from_settings(settings).resource_fields(),
             lake_root=settings.lake_root,
         ),
         "feature_store": FeatureStoreResource.from_settings(settings),

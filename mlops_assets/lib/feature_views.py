@@ -37,7 +37,7 @@ from mlops_assets.lib.intraday import (
     SOURCE_DATE,
     intraday_timelines,
 )
-from mlops_assets.lib.warehouse_lock import connect_read_only
+from mlops_assets.lib.warehouse import WarehouseLocation
 from mlops_assets.settings import HISTORY_WINDOWS, MAX_WEATHER_AGE_MINUTES
 
 STATS_STATISTICS: tuple[str, ...] = ("flights", "delay_rate", "cancel_rate", "mean_dep_delay")
@@ -181,8 +181,8 @@ class WarehouseInputs:
     actual departure: the intraday departure events."""
 
 
-def read_warehouse_inputs(warehouse_path: str, first_day: date, last_day: date) -> WarehouseInputs:
-    with connect_read_only(warehouse_path) as con:
+def read_warehouse_inputs(warehouse: WarehouseLocation, first_day: date, last_day: date) -> WarehouseInputs:
+    with warehouse.connect() as con:
         history = con.sql(
             "select * from delay_history where partition_date between ? and ?", params=[first_day, last_day]
         ).pl()

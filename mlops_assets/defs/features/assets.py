@@ -54,7 +54,6 @@ from mlops_assets.lib.feature_views import (
 )
 from mlops_assets.lib.io import parquet_bytes, sha256_hex, write_bytes_atomic
 from mlops_assets.lib.point_in_time import read_validated
-from mlops_assets.lib.warehouse_lock import connect_read_only
 
 FEATURES_GROUP = "features"
 FEATURE_STORE_KEY = dg.AssetKey("feature_store")
@@ -125,7 +124,7 @@ def validated_features(
 
     days = _days(context)
     started = time.perf_counter()
-    with connect_read_only(lake.warehouse_path) as con:
+    with lake.warehouse().connect() as con:
         enriched = con.sql(
             "select * from flights_enriched where flight_date between ? and ? order by flight_date, flight_id",
             params=[days[0], days[-1]],
@@ -259,7 +258,7 @@ def feature_store(
     days = _days(context)
     lake_root = feature_store.lake_root
     valid = read_validated(lake_root, days[0], days[-1])
-    fresh = feature_tables(valid, read_warehouse_inputs(lake.warehouse_path, days[0], days[-1]))
+    fresh = feature_tables(valid, read_warehouse_inputs(lake.warehouse(), days[0], days[-1]))
     tables: dict[str, pl.DataFrame] = {}
     for spec in FEATURE_VIEWS:
         uri = entity_table_uri(lake_root, spec.name)

@@ -23,14 +23,15 @@ from mlops_assets.defs.common import (
     daily_partitions,
 )
 from mlops_assets.lib.io import prune_oldest_dirs
-from mlops_assets.lib.warehouse_lock import is_lock_conflict
+from mlops_assets.lib.warehouse import is_contention
 
 TRANSFORM_GROUP = "transform"
 DAILY_SELECTOR = "tag:daily"
 # dagster-dbt names each invocation's target directory "<op name>-<run id[:7]>-<random[:7]>".
 DBT_INVOCATION_DIR_PATTERN = r"dbt_[a-z_]+-[0-9a-f]{7}-[0-9a-f]{7}"
 DBT_INVOCATIONS_KEPT = 20
-# A dbt build that found the warehouse locked by a process outside Dagster's pool is retried this often, this far apart.
+# A dbt build that met another process's commit to the warehouse (outside Dagster's pool) is retried this often, this
+# far apart.
 LOCK_RETRIES = 3
 LOCK_RETRY_WAIT_S = 20
 
@@ -80,9 +81,12 @@ def _build(dbt: DbtCliResource, context: dg.AssetExecutionContext, args: list[st
     try:
         yield from invocation.stream()
     except DagsterDbtCliRuntimeError as exc:
-        # Only a lock conflict is retried (it happens before any model runs); a failed model or test is not transient.
-        if is_lock_conflict(str(exc)):
-            context.log.warning(f"the warehouse is locked by another process; retrying in {LOCK_RETRY_WAIT_S} s")
+        # Only contention is retried (a busy catalog or a write conflict: the model's transaction rolled back whole);
+        # a failed model or test is not transient.
+        if is_contention(str(exc)):
+            context.log.warning(
+                f"the warehouse is busy with another process's commit; retrying in {LOCK_RETRY_WAIT_S} s"
+            )
             raise dg.RetryRequested(max_retries=LOCK_RETRIES, seconds_to_wait=LOCK_RETRY_WAIT_S) from exc
         raise
     # dagster-dbt gives every invocation its own target directory (~2 MB of manifest, logs and compiled SQL) and

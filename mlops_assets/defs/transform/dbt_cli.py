@@ -5,10 +5,13 @@ import json
 from collections.abc import Sequence
 from functools import cached_property
 from importlib.metadata import version as installed_version
+from pathlib import Path
 from typing import Any
 
 from dagster_dbt import DbtCliResource
 from packaging import version
+
+from mlops_assets.lib.warehouse import WarehouseLocation, ensure_extensions
 
 
 def with_vars(args: Sequence[str], extra: dict[str, Any]) -> list[str]:
@@ -25,8 +28,9 @@ class DbtCli(DbtCliResource):
     """``DbtCliResource`` for the dbt-core installed with this package.
 
     Settings reach the dbt subprocess as dbt vars on its command line, never through this process's environment:
-    every invocation gets ``duckdb_path`` (read by ``profiles.yml``) and ``lake_root`` (read by the raw sources) from
-    this resource's fields.
+    every invocation gets the warehouse's location (read by ``profiles.yml``) and ``lake_root`` (read by the raw
+    sources) from this resource's fields. The warehouse's DuckDB extensions are installed before dbt starts, since dbt
+    may not download them.
 
     Before its first invocation in a run, dagster-dbt starts ``dbt --version`` (a whole dbt interpreter, ~4 s on
     2 cores) to tell dbt Core from dbt Fusion, and before every invocation it builds a dbt adapter inside the
@@ -35,13 +39,21 @@ class DbtCli(DbtCliResource):
     from the installed package metadata and no adapter is built; dbt itself still runs as dagster-dbt runs it.
     """
 
-    warehouse_path: str
+    warehouse_catalog: str
+    warehouse_data_path: str
+    duckdb_extension_dir: str
     lake_root: str
 
+    def warehouse(self) -> WarehouseLocation:
+        return WarehouseLocation(self.warehouse_catalog, self.warehouse_data_path, self.duckdb_extension_dir)
+
     def location_vars(self) -> dict[str, str]:
-        return {"duckdb_path": self.warehouse_path, "lake_root": self.lake_root}
+        return {**self.warehouse().dbt_vars(), "lake_root": self.lake_root}
 
     def cli(self, args: Sequence[str], **kwargs: Any) -> Any:
+        ensure_extensions(Path(self.duckdb_extension_dir))
+        if not self.warehouse_data_path.startswith("s3://"):
+            Path(self.warehouse_data_path).mkdir(parents=True, exist_ok=True)
         return super().cli(with_vars(args, self.location_vars()), **kwargs)
 
     @cached_property
