@@ -57,6 +57,10 @@ class Settings:
     warehouse_catalog: str
     warehouse_data_path: str
     duckdb_extension_dir: Path
+    # An S3 API other than AWS's (Ceph, MinIO): the standard AWS_ENDPOINT_URL, which boto3 and s3fs read themselves;
+    # DuckDB (the warehouse on s3://) is told it here. Credentials stay in the environment (or the pod's IRSA role).
+    s3_endpoint_url: str
+    s3_region: str
     mlflow_tracking_uri: str
     mlflow_registry_uri: str
     mlflow_artifact_root: str
@@ -255,6 +259,15 @@ def _warehouse_catalog(env: dict[str, str], profile: str, data_dir: Path) -> str
     return value
 
 
+def _s3_endpoint_url(env: dict[str, str]) -> str:
+    value = env.get("AWS_ENDPOINT_URL", "").strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise SettingsError(
+            f"AWS_ENDPOINT_URL={value!r} must be an http:// or https:// URL, e.g. http://127.0.0.1:7480"
+        )
+    return value
+
+
 def _warehouse_data_path(env: dict[str, str], data_dir: Path) -> str:
     value = env.get("MLOPS_WAREHOUSE_DATA_PATH", "").strip().removeprefix("file://")
     if not value:
@@ -307,6 +320,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         duckdb_extension_dir=Path(env.get("MLOPS_DUCKDB_EXTENSION_DIR", str(DEFAULT_DUCKDB_EXTENSION_DIR)))
         .expanduser()
         .resolve(),
+        s3_endpoint_url=_s3_endpoint_url(env),
+        s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         mlflow_tracking_uri=mlflow_tracking_uri,
         mlflow_registry_uri=env.get("MLOPS_MLFLOW_REGISTRY_URI", mlflow_tracking_uri),
         mlflow_artifact_root=env.get("MLOPS_MLFLOW_ARTIFACT_ROOT", str(data_dir / "mlflow" / "artifacts")),

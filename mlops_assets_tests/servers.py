@@ -1,7 +1,7 @@
 """Real servers for integration tests, each on 127.0.0.1 on a free port, stopped by PID (never by name).
 
-PostgreSQL (throwaway cluster), Redis, an MLflow tracking server and a Ray head. Each manager waits until its server
-answers, and raises with the tail of the server's log when it does not.
+PostgreSQL (throwaway cluster), Redis, an MLflow tracking server, a Ray head and S3 (Ceph RGW). Each manager waits
+until its server answers, and raises with the tail of the server's log when it does not.
 """
 
 from __future__ import annotations
@@ -185,14 +185,17 @@ class MlflowServer:
 
 
 @contextmanager
-def mlflow_server(base_dir: Path, backend_store_uri: str, artifact_root: str) -> Iterator[MlflowServer]:
-    """``mlflow server`` with artefacts proxied through it (``--serve-artifacts``), so clients need only the URI."""
+def mlflow_server(
+    base_dir: Path, backend_store_uri: str, artifact_root: str, extra_env: dict[str, str] | None = None
+) -> Iterator[MlflowServer]:
+    """``mlflow server`` with artefacts proxied through it (``--serve-artifacts``), so clients need only the URI;
+    ``extra_env`` reaches the server only (e.g. the S3 endpoint and keys of an ``s3://`` artefact root)."""
     import urllib.request
 
     base_dir.mkdir(parents=True, exist_ok=True)
     port, log = free_port(), base_dir / "mlflow.log"
     # Without this, the server starts seven job-execution workers (about 1.6 GB, NOTES.md).
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(extra_env or {})}
     started = time.perf_counter()
     with open(log, "wb") as handle:
         process = subprocess.Popen(
@@ -274,3 +277,151 @@ def ray_head(base_dir: Path, num_cpus: int = 2) -> Iterator[RayHead]:
         stop_process_tree(process.pid, timeout_s=30)
         process.wait(timeout=10)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+# --- S3: Ceph RGW -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A real S3 API: Ceph's RADOS Gateway over a one-monitor, one-OSD (memstore) cluster."""
+
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    pids: tuple[int, ...]
+
+    @property
+    def client_env(self) -> dict[str, str]:
+        """The standard AWS variables every S3 client here reads (boto3, s3fs, DuckDB's credential chain)."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_REGION": "us-east-1",
+        }
+
+    def create_bucket(self, name: str) -> None:
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+        ).create_bucket(Bucket=name)
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+        )
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+_CEPH_TOOLS = ("ceph-authtool", "monmaptool", "ceph-mon", "ceph-osd", "ceph", "radosgw", "radosgw-admin")
+
+
+@contextmanager
+def ceph_s3_server(base_dir: Path) -> Iterator[S3Server]:
+    """One monitor, one memstore OSD and RGW, all on 127.0.0.1 under ``base_dir``; every daemon stopped by PID.
+
+    cephx stays on (RGW hangs with ``auth none``): the keys are generated into a keyring first.
+    """
+    missing = [tool for tool in _CEPH_TOOLS if shutil.which(tool) is None]
+    if missing:
+        raise ServerStartError(
+            f"{', '.join(missing)} not installed: apt-get install -y --no-install-recommends ceph-mon ceph-osd "
+            "radosgw ceph-common (scripts/test.sh does)"
+        )
+    import uuid
+
+    root = base_dir / "ceph"
+    for sub in ("run", "log", "mon.a", "osd0", "rgw"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    mon_port, rgw_port = free_port(), free_port()
+    fsid = str(uuid.uuid4())
+    conf = root / "ceph.conf"
+    conf.write_text(
+        f"""[global]
+fsid = {fsid}
+mon host = v2:127.0.0.1:{mon_port}
+mon initial members = a
+public network = 127.0.0.0/8
+osd pool default size = 1
+osd pool default min size = 1
+osd pool default pg num = 8
+osd pool default pgp num = 8
+osd crush chooseleaf type = 0
+mon allow pool size one = true
+mon warn on pool no redundancy = false
+auth allow insecure global id reclaim = false
+run dir = {root}/run
+admin socket = {root}/run/$cluster-$name.asok
+log file = {root}/log/$cluster-$name.log
+pid file = {root}/run/$name.pid
+keyring = {root}/keyring
+ms bind ipv6 = false
+[mon]
+mon data = {root}/mon.$id
+mon data avail crit = 1
+mon data avail warn = 2
+[osd]
+osd objectstore = memstore
+memstore device bytes = 1073741824
+osd data = {root}/osd$id
+[client.rgw.a]
+rgw frontends = beast endpoint=127.0.0.1:{rgw_port}
+rgw data = {root}/rgw
+"""
+    )
+
+    def run(*argv: str) -> str:
+        done = subprocess.run(list(argv), cwd=root, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise ServerStartError(f"{' '.join(argv)} failed: {done.stderr[-2000:]}")
+        return done.stdout
+
+    keyring = str(root / "keyring")
+    caps = {
+        "mon.": ["--cap", "mon", "allow *"],
+        "client.admin": ["--cap", "mon", "allow *", "--cap", "osd", "allow *", "--cap", "mgr", "allow *"],
+        "osd.0": ["--cap", "mon", "allow profile osd", "--cap", "osd", "allow *", "--cap", "mgr", "allow profile osd"],
+        "client.rgw.a": ["--cap", "mon", "allow rw", "--cap", "osd", "allow rwx", "--cap", "mgr", "allow rw"],
+    }
+    for index, (name, cap) in enumerate(caps.items()):
+        run("ceph-authtool", *(["--create-keyring"] if index == 0 else []), keyring, "--gen-key", "-n", name, *cap)
+    c = ["-c", str(conf)]
+    started = time.perf_counter()
+    pid_files = {name: root / "run" / f"{name}.pid" for name in ("mon.a", "osd.0", "client.rgw.a")}
+    try:
+        run("monmaptool", "--create", "--addv", "a", f"[v2:127.0.0.1:{mon_port}]", "--fsid", fsid, str(root / "monmap"))
+        run("ceph-mon", *c, "--mkfs", "-i", "a", "--monmap", str(root / "monmap"), "--keyring", keyring)
+        run("ceph-mon", *c, "-i", "a")
+        osd_uuid = str(uuid.uuid4())
+        run("ceph", *c, "osd", "new", osd_uuid, "0")
+        run("ceph-osd", *c, "-i", "0", "--mkfs", "--osd-uuid", osd_uuid)
+        run("ceph-osd", *c, "-i", "0")
+        log = root / "log" / "ceph-osd.0.log"
+        _wait_until(lambda: " 1 up" in run("ceph", *c, "osd", "stat"), 60, "the Ceph OSD", log)
+        run("radosgw", *c, "-n", "client.rgw.a")
+        _wait_until(lambda: _port_open(rgw_port), 90, "Ceph RGW", root / "log" / "ceph-client.rgw.a.log")
+        access_key, secret_key = secrets.token_hex(10), secrets.token_hex(20)
+        run("radosgw-admin", *c, "user", "create", "--uid=mlops", "--display-name=mlops",
+            f"--access-key={access_key}", f"--secret={secret_key}")  # fmt: skip
+        pids = tuple(int(path.read_text().strip()) for path in pid_files.values())
+        print(f"Ceph RGW on 127.0.0.1:{rgw_port} (pids {pids}) in {time.perf_counter() - started:.1f}s")
+        yield S3Server(f"http://127.0.0.1:{rgw_port}", access_key, secret_key, pids)
+    finally:
+        for path in reversed(list(pid_files.values())):  # RGW first, the monitor last
+            if path.exists():
+                pid = int(path.read_text().strip())
+                if pid_alive(pid):
+                    stop_process_tree(pid)

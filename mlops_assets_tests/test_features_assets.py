@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from mlops_assets.definitions import defs
-from mlops_assets.defs.common import SETTINGS, LakeResource
+from mlops_assets.defs.common import SETTINGS, LakeResource, WarehouseConfig
 from mlops_assets.defs.features import feature_store, validated_features
 from mlops_assets.defs.features.resources import FeatureStoreResource
 from mlops_assets.lib.feature_contract import OUTCOME_COLUMNS, prepare_model_rows, split_scope
@@ -125,7 +125,7 @@ def test_all_bad_partition_fails_and_writes_nothing_downstream(warehouse: Wareho
         assets=[validated_features, feature_store],
         resources={
             "lake": LakeResource(
-                landing_dir=str(tmp_path / "landing"), lake_root=str(lake), **bad_warehouse.resource_fields()
+                landing_dir=str(tmp_path / "landing"), lake_root=str(lake), warehouse=WarehouseConfig.of(bad_warehouse)
             ),
             "feature_store": FeatureStoreResource(
                 repo_dir=str(SETTINGS.feast_repo_dir),
@@ -166,7 +166,7 @@ def test_threshold_is_configurable(warehouse: Warehouse, tmp_path: Path) -> None
         assets=[validated_features],
         resources={
             "lake": LakeResource(
-                landing_dir=str(tmp_path / "landing"), lake_root=str(lake), **bad_warehouse.resource_fields()
+                landing_dir=str(tmp_path / "landing"), lake_root=str(lake), warehouse=WarehouseConfig.of(bad_warehouse)
             ),
         },
     )

@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from mlops_assets.definitions import defs
-from mlops_assets.defs.common import SETTINGS, WAREHOUSE_POOL, LakeResource
+from mlops_assets.defs.common import SETTINGS, WAREHOUSE_POOL, LakeResource, WarehouseConfig
 from mlops_assets.defs.transform.maintenance import (
     expire_warehouse_snapshots,
     warehouse_maintenance,
@@ -150,7 +150,9 @@ def test_the_nightly_maintenance_job_cleans_the_warehouse_it_is_given(lake: Ware
         con.execute("delete from flights")
         con.execute("insert into flights select 300 + range, range % 3 from range(25)")
         con.execute("commit")
-    resources = {"lake": LakeResource(landing_dir=str(tmp_path), lake_root=str(tmp_path), **lake.resource_fields())}
+    resources = {
+        "lake": LakeResource(landing_dir=str(tmp_path), lake_root=str(tmp_path), warehouse=WarehouseConfig.of(lake))
+    }
     result = warehouse_maintenance.execute_in_process(
         resources=resources, run_config={"ops": {"expire_warehouse_snapshots": {"config": {"keep_days": 0}}}}
     )
@@ -166,7 +168,7 @@ def test_the_nightly_maintenance_job_cleans_the_warehouse_it_is_given(lake: Ware
 def _opens_the_warehouse(asset: dg.AssetsDefinition) -> bool:
     """Whether the asset's body builds dbt or opens the warehouse (read from its source, not from a list of names)."""
     body = inspect.getsource(asset.op.compute_fn.decorated_fn)  # type: ignore[union-attr]
-    return any(call in body for call in ("_build(dbt", ".warehouse().connect(", "read_warehouse_inputs("))
+    return any(call in body for call in ("_build(dbt", ".warehouse.location().connect(", "read_warehouse_inputs("))
 
 
 def test_every_step_that_opens_the_warehouse_is_in_its_pool_and_the_pool_takes_one_step() -> None:
@@ -185,3 +187,24 @@ def _repo_instance_overrides() -> dict[str, object]:
 
     config = yaml.safe_load((REPO / "dagster.yaml").read_text())
     return {"concurrency": config["concurrency"]}
+
+
+def test_data_on_s3_gets_a_credential_chain_secret_with_the_endpoint_of_the_settings(tmp_path: Path) -> None:
+    from mlops_assets.settings import load_settings
+
+    env = {"MLOPS_DATA_DIR": str(tmp_path), "MLOPS_WAREHOUSE_DATA_PATH": "s3://lake/warehouse"}
+    aws = WarehouseLocation.from_settings(load_settings({**env, "AWS_REGION": "eu-west-1"}))
+    assert aws.on_s3 and aws.data_path == "s3://lake/warehouse/"
+    assert aws.s3_options() == {"region": "eu-west-1"}  # AWS itself: the SDK's own endpoint, no path style
+    ceph = WarehouseLocation.from_settings(load_settings({**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:7480/"}))
+    assert ceph.s3_options() == {
+        "region": "us-east-1",
+        "endpoint": "127.0.0.1:7480",
+        "url_style": "path",
+        "use_ssl": "false",
+    }
+    # Keys never appear in the SQL or in dbt's argv: the credential chain reads them where DuckDB runs.
+    assert "PROVIDER credential_chain" in ceph.s3_secret_sql() and "KEY_ID" not in ceph.s3_secret_sql()
+    assert ceph.dbt_vars()["s3_endpoint"] == "127.0.0.1:7480"
+    local = WarehouseLocation.from_settings(load_settings({"MLOPS_DATA_DIR": str(tmp_path)}))
+    assert not local.on_s3

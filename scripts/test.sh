@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs everything the tests need (project from uv.lock; Redis, PostgreSQL and Chromium from apt when missing; deploy
+# Installs everything the tests need (project from uv.lock; Redis, PostgreSQL, Ceph and Chromium from apt when missing; deploy
 # validation tools) and runs the whole suite.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,6 +13,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+# Ceph (one monitor, one memstore OSD, RGW): the real S3 server of the production test (mlops_assets_tests/servers.py).
+command -v radosgw >/dev/null 2>&1 || missing+=(ceph-mon ceph-osd radosgw ceph-common)
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi

@@ -1,5 +1,8 @@
 """Cross-domain Dagster building blocks: partitions, freshness policies, the settings resource."""
 
+from __future__ import annotations
+
+import dataclasses
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -74,17 +77,29 @@ PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
 DIMENSION_AUTOMATION = dg.AutomationCondition.eager()
 
 
+class WarehouseConfig(dg.Config):
+    """Where the warehouse is, as resource config (plain values); ``location()`` is what opens it."""
+
+    catalog: str
+    data_path: str
+    extension_dir: str
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+
+    @classmethod
+    def of(cls, location: WarehouseLocation) -> WarehouseConfig:
+        return cls(**dataclasses.asdict(location))
+
+    def location(self) -> WarehouseLocation:
+        return WarehouseLocation(**self.model_dump())
+
+
 class LakeResource(dg.ConfigurableResource):
     """Where landed files are read, the Parquet lake is written, and the dbt warehouse is read."""
 
     landing_dir: str
     lake_root: str
-    warehouse_catalog: str
-    warehouse_data_path: str
-    duckdb_extension_dir: str
-
-    def warehouse(self) -> WarehouseLocation:
-        return WarehouseLocation(self.warehouse_catalog, self.warehouse_data_path, self.duckdb_extension_dir)
+    warehouse: WarehouseConfig
 
     def landing_path(self) -> Path:
         return Path(self.landing_dir)

@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.defs.common import LakeResource
+from mlops_assets.defs.common import LakeResource, WarehouseConfig
 from mlops_assets.defs.features.resources import FeatureStoreResource
 from mlops_assets.defs.serving.resources import BentoBuilder, DockerEngine
 from mlops_assets.defs.training.resources import MlflowTracking
@@ -28,13 +28,13 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "lake": LakeResource(
             landing_dir=str(settings.landing_dir),
             lake_root=settings.lake_root,
-            **WarehouseLocation.from_settings(settings).resource_fields(),
+            warehouse=WarehouseConfig.of(WarehouseLocation.from_settings(settings)),
         ),
         "dbt": DbtCli(
             project_dir=dbt_project,
             profiles_dir=str(dbt_project.project_dir),
             dbt_executable=_dbt_executable(),
-            **WarehouseLocation.from_settings(settings).resource_fields(),
+            warehouse=WarehouseConfig.of(WarehouseLocation.from_settings(settings)),
             lake_root=settings.lake_root,
         ),
         "feature_store": FeatureStoreResource.from_settings(settings),

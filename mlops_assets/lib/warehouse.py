@@ -39,7 +39,7 @@ T = TypeVar("T")
 
 # The name every connection attaches the lake under; dbt's profile uses the same (``database: lake``).
 LAKE_ALIAS = "lake"
-EXTENSIONS = ("ducklake", "sqlite", "postgres", "httpfs")
+EXTENSIONS = ("ducklake", "sqlite", "postgres", "httpfs", "aws")
 # The file name an extension installs under, where it differs from its package's name.
 _INSTALLED_AS = {"sqlite": "sqlite_scanner", "postgres": "postgres_scanner"}
 
@@ -126,6 +126,10 @@ class WarehouseLocation:
     # A folder or ``s3://bucket/prefix/``; written into the catalog when it is created.
     data_path: str
     extension_dir: str
+    # For data on S3: an endpoint other than AWS's (empty: AWS) and the region. Credentials come from the AWS SDK's
+    # chain (environment keys, or the pod's web identity), never from here.
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WarehouseLocation:
@@ -133,7 +137,25 @@ class WarehouseLocation:
             catalog=settings.require_warehouse_catalog(),
             data_path=settings.warehouse_data_path,
             extension_dir=str(settings.duckdb_extension_dir),
+            s3_endpoint_url=settings.s3_endpoint_url,
+            s3_region=settings.s3_region,
         )
+
+    @property
+    def on_s3(self) -> bool:
+        return self.data_path.startswith("s3://")
+
+    def s3_options(self) -> dict[str, str]:
+        """The S3 secret's options, for DuckDB's CREATE SECRET and dbt-duckdb's ``secrets:`` alike."""
+        options = {"region": self.s3_region}
+        if self.s3_endpoint_url:
+            scheme, _, host = self.s3_endpoint_url.partition("://")
+            options |= {"endpoint": host, "url_style": "path", "use_ssl": str(scheme == "https").lower()}
+        return options
+
+    def s3_secret_sql(self) -> str:
+        options = ", ".join(f"{key.upper()} {_quote(value)}" for key, value in self.s3_options().items())
+        return f"CREATE SECRET lake_s3 (TYPE s3, PROVIDER credential_chain, {options})"
 
     @property
     def catalog_file(self) -> Path | None:
@@ -148,20 +170,14 @@ class WarehouseLocation:
         options = "READ_ONLY" if read_only else f"DATA_PATH {_quote(self.data_path)}"
         return f"ATTACH {_quote('ducklake:' + self.catalog)} AS {alias} ({options})"
 
-    def resource_fields(self) -> dict[str, str]:
-        """This location as the plain fields of the resources that carry it (LakeResource, DbtCli)."""
-        return {
-            "warehouse_catalog": self.catalog,
-            "warehouse_data_path": self.data_path,
-            "duckdb_extension_dir": self.extension_dir,
-        }
-
     def dbt_vars(self) -> dict[str, str]:
-        """What ``profiles.yml`` reads to attach the same lake inside dbt."""
+        """What ``profiles.yml`` reads to attach the same lake inside dbt (its ``s3`` target: the S3 options too)."""
+        s3 = {f"s3_{key}": value for key, value in self.s3_options().items()}
         return {
             "warehouse_catalog": self.catalog,
             "warehouse_data_path": self.data_path,
             "duckdb_extension_dir": self.extension_dir,
+            **s3,
         }
 
     def connect(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
@@ -177,6 +193,8 @@ class WarehouseLocation:
             Path(self.data_path).mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(config={"extension_directory": self.extension_dir, "autoinstall_known_extensions": False})
         try:
+            if self.on_s3:
+                con.execute(self.s3_secret_sql())
             con.execute(self.attach_sql(read_only))
             con.execute(f"USE {LAKE_ALIAS}")
         except BaseException:

@@ -124,7 +124,7 @@ def validated_features(
 
     days = _days(context)
     started = time.perf_counter()
-    with lake.warehouse().connect() as con:
+    with lake.warehouse.location().connect() as con:
         enriched = con.sql(
             "select * from flights_enriched where flight_date between ? and ? order by flight_date, flight_id",
             params=[days[0], days[-1]],
@@ -258,7 +258,7 @@ def feature_store(
     days = _days(context)
     lake_root = feature_store.lake_root
     valid = read_validated(lake_root, days[0], days[-1])
-    fresh = feature_tables(valid, read_warehouse_inputs(lake.warehouse(), days[0], days[-1]))
+    fresh = feature_tables(valid, read_warehouse_inputs(lake.warehouse.location(), days[0], days[-1]))
     tables: dict[str, pl.DataFrame] = {}
     for spec in FEATURE_VIEWS:
         uri = entity_table_uri(lake_root, spec.name)

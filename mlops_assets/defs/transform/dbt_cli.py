@@ -11,7 +11,8 @@ from typing import Any
 from dagster_dbt import DbtCliResource
 from packaging import version
 
-from mlops_assets.lib.warehouse import WarehouseLocation, ensure_extensions
+from mlops_assets.defs.common import WarehouseConfig
+from mlops_assets.lib.warehouse import ensure_extensions
 
 
 def with_vars(args: Sequence[str], extra: dict[str, Any]) -> list[str]:
@@ -39,21 +40,20 @@ class DbtCli(DbtCliResource):
     from the installed package metadata and no adapter is built; dbt itself still runs as dagster-dbt runs it.
     """
 
-    warehouse_catalog: str
-    warehouse_data_path: str
-    duckdb_extension_dir: str
+    warehouse: WarehouseConfig
     lake_root: str
 
-    def warehouse(self) -> WarehouseLocation:
-        return WarehouseLocation(self.warehouse_catalog, self.warehouse_data_path, self.duckdb_extension_dir)
-
     def location_vars(self) -> dict[str, str]:
-        return {**self.warehouse().dbt_vars(), "lake_root": self.lake_root}
+        return {**self.warehouse.location().dbt_vars(), "lake_root": self.lake_root}
 
     def cli(self, args: Sequence[str], **kwargs: Any) -> Any:
-        ensure_extensions(Path(self.duckdb_extension_dir))
-        if not self.warehouse_data_path.startswith("s3://"):
-            Path(self.warehouse_data_path).mkdir(parents=True, exist_ok=True)
+        location = self.warehouse.location()
+        ensure_extensions(Path(location.extension_dir))
+        if location.on_s3 and "--target" not in args:
+            # profiles.yml's `s3` target: the local one plus DuckDB's S3 secret (credential chain).
+            args = [*args, "--target", "s3"]
+        if not location.on_s3:
+            Path(location.data_path).mkdir(parents=True, exist_ok=True)
         return super().cli(with_vars(args, self.location_vars()), **kwargs)
 
     @cached_property

@@ -29,7 +29,7 @@ def expire_warehouse_snapshots(
 ) -> dg.Output[None]:
     if config.keep_days < 0:
         raise dg.Failure(f"keep_days={config.keep_days} must be 0 or more (days of snapshots kept for time travel)")
-    result = expire_and_clean(lake.warehouse(), keep=timedelta(days=config.keep_days))
+    result = expire_and_clean(lake.warehouse.location(), keep=timedelta(days=config.keep_days))
     context.log.info(
         f"snapshots {result.snapshots_before} -> {result.snapshots_after}; {result.files_deleted} files deleted"
     )
