@@ -6,11 +6,14 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from mlops_assets.lib.warehouse import WarehouseLocation
+
+if TYPE_CHECKING:
+    from mlops_assets.defs.common import WarehouseConfig
 
 
 def materialize_range(
@@ -63,3 +66,10 @@ def hold_write_lock(location: WarehouseLocation, seconds: float) -> subprocess.P
 def scratch_warehouse(source: WarehouseLocation, directory: Path) -> WarehouseLocation:
     """An empty warehouse of its own under ``directory`` (a SQLite catalog), sharing ``source``'s extensions."""
     return WarehouseLocation(f"sqlite:{directory / 'catalog.sqlite'}", f"{directory / 'data'}/", source.extension_dir)
+
+
+def warehouse_config(directory: Path) -> WarehouseConfig:
+    """A warehouse of its own under ``directory``, as LakeResource config (nothing is created until it is opened)."""
+    from mlops_assets.defs.common import SETTINGS, WarehouseConfig
+
+    return WarehouseConfig.of(scratch_warehouse(WarehouseLocation.from_settings(SETTINGS), directory))

@@ -10,6 +10,7 @@ import pytest
 from mlops_assets.defs.common import LakeResource
 from mlops_assets.defs.raw.assets import daily_raw_assets, dimension_raw_assets
 from mlops_assets.lib.landing import land_days
+from mlops_assets_tests.helpers import warehouse_config
 
 DAY = date(2013, 3, 1)
 FLIGHTS_KEY = dg.AssetKey(["raw", "flights"])
@@ -21,7 +22,7 @@ def lake(tmp_path: Path) -> LakeResource:
     return LakeResource(
         landing_dir=str(tmp_path / "landing"),
         lake_root=str(tmp_path / "lake"),
-        warehouse_path=str(tmp_path / "w.duckdb"),
+        warehouse=warehouse_config(tmp_path / "warehouse"),
     )
 
 
@@ -98,7 +99,7 @@ def test_missing_landing_file_says_how_to_land_it(tmp_path: Path) -> None:
     lake = LakeResource(
         landing_dir=str(tmp_path / "landing"),
         lake_root=str(tmp_path / "lake"),
-        warehouse_path=str(tmp_path / "w.duckdb"),
+        warehouse=warehouse_config(tmp_path / "warehouse"),
     )
     with dg.instance_for_test() as instance:
         result = _materialize(lake, instance, raise_on_error=False)

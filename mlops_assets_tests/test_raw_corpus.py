@@ -24,6 +24,7 @@ from mlops_assets.defs.common import LakeResource
 from mlops_assets.defs.raw.assets import RawIngestConfig, daily_raw_assets
 from mlops_assets.lib.io import sha256_hex
 from mlops_assets.lib.landing import land_days
+from mlops_assets_tests.helpers import warehouse_config
 
 FIRST, DAY, LAST = date(2013, 3, 1), date(2013, 3, 2), date(2013, 3, 3)
 ASSETS = {asset.key.path[-1]: asset for asset in daily_raw_assets}
@@ -38,7 +39,7 @@ class Baseline:
 
 def _lake(root: Path) -> LakeResource:
     return LakeResource(
-        landing_dir=str(root / "landing"), lake_root=str(root / "lake"), warehouse_path=str(root / "w.duckdb")
+        landing_dir=str(root / "landing"), lake_root=str(root / "lake"), warehouse=warehouse_config(root / "warehouse")
     )
 
 

@@ -16,6 +16,7 @@ from mlops_assets.defs.common import LakeResource
 from mlops_assets.defs.raw import defs as raw_defs
 from mlops_assets.defs.raw.sensors import landing_sensor
 from mlops_assets.lib.landing import LANDING_WAIT, land_days
+from mlops_assets_tests.helpers import warehouse_config
 
 DAY = date(2013, 3, 2)
 
@@ -29,7 +30,9 @@ def instance() -> Iterator[dg.DagsterInstance]:
 @pytest.fixture
 def lake(tmp_path: Path) -> LakeResource:
     return LakeResource(
-        landing_dir=str(tmp_path / "landing"), lake_root=str(tmp_path / "lake"), warehouse_path=str(tmp_path / "w")
+        landing_dir=str(tmp_path / "landing"),
+        lake_root=str(tmp_path / "lake"),
+        warehouse=warehouse_config(tmp_path / "warehouse"),
     )
 
 

@@ -25,6 +25,7 @@ from mlops_assets.defs.training.resources import MlflowTracking
 from mlops_assets.lib.bento_build import pinned_requirements
 from mlops_assets.lib.model_registry import CHALLENGER, CHAMPION, PARTITION_TAG, promote, rollback
 from mlops_assets.settings import SettingsError, load_settings
+from mlops_assets_tests.helpers import warehouse_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,7 +55,9 @@ def _resources(tmp_path: Path, tracking: MlflowTracking) -> dict[str, object]:
         "bento_builder": BentoBuilder(store_dir=str(tmp_path / "bentoml"), build_ctx=str(REPO_ROOT)),
         "mlflow_tracking": tracking,
         "lake": LakeResource(
-            landing_dir=str(tmp_path / "landing"), lake_root=str(tmp_path / "lake"), warehouse_path="unused"
+            landing_dir=str(tmp_path / "landing"),
+            lake_root=str(tmp_path / "lake"),
+            warehouse=warehouse_config(tmp_path / "warehouse"),
         ),
     }
 
