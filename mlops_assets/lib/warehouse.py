@@ -189,7 +189,7 @@ class WarehouseLocation:
                 "Fix: materialise the dbt models (group:transform) for the days you need first."
             )
         ensure_extensions(Path(self.extension_dir))
-        if not self.data_path.startswith("s3://") and not read_only:
+        if not self.on_s3 and not read_only:
             Path(self.data_path).mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(config={"extension_directory": self.extension_dir, "autoinstall_known_extensions": False})
         try:
