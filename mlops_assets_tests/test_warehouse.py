@@ -208,3 +208,18 @@ def test_data_on_s3_gets_a_credential_chain_secret_with_the_endpoint_of_the_sett
     assert ceph.dbt_vars()["s3_endpoint"] == "127.0.0.1:7480"
     local = WarehouseLocation.from_settings(load_settings({"MLOPS_DATA_DIR": str(tmp_path)}))
     assert not local.on_s3
+
+
+def test_the_extensions_install_once_and_readable_by_every_user(tmp_path: Path) -> None:
+    from mlops_assets.lib.warehouse import EXTENSIONS, ensure_extensions
+
+    target = tmp_path / "extensions"
+    ensure_extensions(target)
+    files = list(target.rglob("*.duckdb_extension"))
+    assert len(files) == len(EXTENSIONS)
+    # An image installs them as root for a non-root runtime user: every folder and file is world-readable.
+    assert all(path.stat().st_mode & 0o005 == 0o005 for path in [target, *target.rglob("*")] if path.is_dir())
+    assert all(path.stat().st_mode & 0o004 for path in files)
+    before = {path: path.stat().st_mtime_ns for path in files}
+    ensure_extensions(target)  # already there: nothing is reinstalled
+    assert {path: path.stat().st_mtime_ns for path in files} == before

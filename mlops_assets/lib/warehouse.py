@@ -107,6 +107,9 @@ def ensure_extensions(directory: Path) -> None:
             with duckdb.connect(config={"extension_directory": str(staging)}) as con:
                 for name in EXTENSIONS:
                     duckdb_extensions.import_extension(name, con=con)
+            # mkdtemp's folder is private (0700): readable by all like the wheels it came from, since an image
+            # installs it as root for a non-root runtime user.
+            staging.chmod(0o755)
             shutil.rmtree(directory, ignore_errors=True)
             os.replace(staging, directory)
         finally:
