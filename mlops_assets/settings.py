@@ -38,6 +38,17 @@ WEATHER_RECORD_MINUTES = 60
 DEFAULT_DUCKDB_EXTENSION_DIR = Path(sys.prefix) / "share" / "mlops_assets" / "duckdb_extensions"
 
 
+# The variables that switch the profile or move state away from MLOPS_DATA_DIR: a process pointed at a data dir of its
+# own (a test's, a benchmark's) must not inherit them.
+STATE_LOCATION_VARIABLES = (
+    "MLOPS_PROFILE",
+    "MLOPS_LAKE_ROOT",
+    "MLOPS_LANDING_DIR",
+    "MLOPS_WAREHOUSE_CATALOG",
+    "MLOPS_WAREHOUSE_DATA_PATH",
+)
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable and the fix."""
 

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+# Reads no environment at import (only mlops_assets.defs does).
+from mlops_assets.settings import STATE_LOCATION_VARIABLES
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -23,13 +26,7 @@ if TYPE_CHECKING:
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="mlops_assets_tests_"))
 os.environ["MLOPS_DATA_DIR"] = str(_SESSION_DIR / "data")
 os.environ["DAGSTER_HOME"] = str(_SESSION_DIR / "dagster_home")
-for _name in (
-    "MLOPS_PROFILE",
-    "MLOPS_LAKE_ROOT",
-    "MLOPS_LANDING_DIR",
-    "MLOPS_WAREHOUSE_CATALOG",
-    "MLOPS_WAREHOUSE_DATA_PATH",
-):
+for _name in STATE_LOCATION_VARIABLES:
     os.environ.pop(_name, None)
 # The product trains on 91 days; the tests train the first weeks of the year on 28 to keep the fixtures small.
 os.environ["MLOPS_TRAIN_DAYS"] = "28"

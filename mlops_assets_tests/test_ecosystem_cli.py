@@ -14,6 +14,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from mlops_assets.settings import STATE_LOCATION_VARIABLES
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -30,14 +32,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
         NO_COLOR="1",
     )
-    for name in (
-        "MLOPS_PROFILE",
-        "MLOPS_LAKE_ROOT",
-        "MLOPS_LANDING_DIR",
-        "MLOPS_WAREHOUSE_CATALOG",
-        "MLOPS_WAREHOUSE_DATA_PATH",
-        "MLOPS_FEAST_REGISTRY",
-    ):
+    for name in (*STATE_LOCATION_VARIABLES, "MLOPS_FEAST_REGISTRY"):
         env.pop(name, None)
     env.pop("MLOPS_FEAST_ONLINE_STORE", None)
     return env

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from mlops_assets.lib.local_processes import free_port, stop_process_tree
+from mlops_assets.settings import STATE_LOCATION_VARIABLES
 from mlops_assets_tests.servers import _wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -56,14 +57,7 @@ class Served:
 
 def _env(tmp: Path) -> dict[str, str]:
     env = dict(os.environ)
-    for name in (
-        "MLOPS_PROFILE",
-        "MLOPS_LAKE_ROOT",
-        "MLOPS_LANDING_DIR",
-        "MLOPS_WAREHOUSE_CATALOG",
-        "MLOPS_WAREHOUSE_DATA_PATH",
-        "MLOPS_FEAST_REGISTRY",
-    ):
+    for name in (*STATE_LOCATION_VARIABLES, "MLOPS_FEAST_REGISTRY"):
         env.pop(name, None)
     env.pop("MLOPS_FEAST_ONLINE_STORE", None)
     env.update(

@@ -44,22 +44,33 @@ def lake(tmp_path: Path) -> WarehouseLocation:
     return location
 
 
+def _in_another_process(
+    lake: WarehouseLocation, statement: str, read_only: bool, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``statement`` on the lake from a fresh Python process (as another step's pod would); prints its first
+    value, if it returns one."""
+    script = (
+        "import sys\n"
+        "from mlops_assets.lib.warehouse import WarehouseLocation\n"
+        "with WarehouseLocation(*sys.argv[1:4]).connect(read_only=sys.argv[4] == 'ro') as con:\n"
+        "    row = con.execute(sys.argv[5]).fetchone()\n"
+        "    print(row[0] if row else '')\n"
+    )
+    mode = "ro" if read_only else "rw"
+    argv = [sys.executable, "-c", script, lake.catalog, lake.data_path, lake.extension_dir, mode, statement]
+    return subprocess.run(argv, capture_output=True, text=True, check=check)
+
+
 def test_another_process_reads_a_commit_whole_and_never_half(lake: WarehouseLocation) -> None:
     # A writer in this process replaces day 1 in one transaction; a reader process counts it before and after.
-    reader = (
-        "import sys, json\n"
-        "from mlops_assets.lib.warehouse import WarehouseLocation\n"
-        "with WarehouseLocation(*sys.argv[1:4]).connect() as con:\n"
-        "    print(con.execute('select count(*) from flights where day = 1').fetchone()[0])\n"
-    )
-    argv = [sys.executable, "-c", reader, lake.catalog, lake.data_path, lake.extension_dir]
+    count = "select count(*) from flights where day = 1"
     with lake.connect(read_only=False) as con:
         con.execute("begin")
         con.execute("delete from flights where day = 1")
         con.execute("insert into flights select 100 + range, 1 from range(25)")
-        during = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+        during = _in_another_process(lake, count, read_only=True).stdout.strip()
         con.execute("commit")
-    after = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+    after = _in_another_process(lake, count, read_only=True).stdout.strip()
     assert (during, after) == ("10", "25")
 
 
@@ -69,14 +80,7 @@ def _insert_marker(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _unguarded_write(lake: WarehouseLocation) -> str:
-    writer = (
-        "import sys\n"
-        "from mlops_assets.lib.warehouse import WarehouseLocation\n"
-        "with WarehouseLocation(*sys.argv[1:4]).connect(read_only=False) as con:\n"
-        "    con.execute('insert into flights values (998, 0)')\n"
-    )
-    argv = [sys.executable, "-c", writer, lake.catalog, lake.data_path, lake.extension_dir]
-    failed = subprocess.run(argv, capture_output=True, text=True)
+    failed = _in_another_process(lake, "insert into flights values (998, 0)", read_only=False, check=False)
     assert failed.returncode != 0
     return failed.stderr
 
