@@ -70,7 +70,7 @@ def run_one(storage: str, start: date, end: date) -> dict:
     from mlops_assets.lib.warehouse import WarehouseLocation
 
     started = time.perf_counter()
-    land_days(SETTINGS.landing_dir, start, end)
+    land_days(SETTINGS.landing_root, start, end)
     land_s = time.perf_counter() - started
 
     # Raw + dbt only (the features and the model have their own benchmarks).

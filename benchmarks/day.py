@@ -116,7 +116,7 @@ def main() -> None:
     resources = build_resources(SETTINGS)
     with dg.DagsterInstance.get() as instance:
         started = time.perf_counter()
-        land_days(SETTINGS.landing_dir, SETTINGS.partitions_start, SETUP_END)
+        land_days(SETTINGS.landing_root, SETTINGS.partitions_start, SETUP_END)
         job = defs.resolve_implicit_global_asset_job_def()
         keys = dg.AssetSelection.from_string("not group:training and not group:monitoring").resolve(
             defs.resolve_asset_graph()
@@ -141,7 +141,7 @@ def main() -> None:
         for offset in range(1, args.days + 1):
             day = SETUP_END + timedelta(days=offset)
             started = time.perf_counter()
-            land_days(SETTINGS.landing_dir, day, day)
+            land_days(SETTINGS.landing_root, day, day)
             sensed = landing_sensor(
                 dg.build_sensor_context(instance=instance, cursor=sensor_cursor, resources=resources)
             )

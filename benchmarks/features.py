@@ -36,7 +36,7 @@ def _build_warehouse(workdir: Path) -> WarehouseLocation:
     from mlops_assets.lib.landing import land_days
     from mlops_assets.lib.warehouse import WarehouseLocation
 
-    land_days(SETTINGS.landing_dir, date(2013, 1, 1), date(2013, 12, 31))
+    land_days(SETTINGS.landing_root, date(2013, 1, 1), date(2013, 12, 31))
     graph = defs.resolve_asset_graph()
     keys = dg.AssetSelection.from_string("group:raw or group:transform").resolve(graph)
     with dg.instance_for_test(temp_dir=str(workdir / "dagster_home")) as instance:

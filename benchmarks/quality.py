@@ -91,7 +91,7 @@ def set_environment(data_dir: Path) -> None:
     for name in (
         "MLOPS_PROFILE",
         "MLOPS_LAKE_ROOT",
-        "MLOPS_LANDING_DIR",
+        "MLOPS_LANDING_ROOT",
         "MLOPS_WAREHOUSE_CATALOG",
         "MLOPS_WAREHOUSE_DATA_PATH",
     ):
@@ -159,7 +159,7 @@ def ensure_data(data_dir: Path, rebuild: bool) -> dict[str, Any]:
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    land_days(SETTINGS.landing_dir, YEAR_START, YEAR_END)
+    land_days(SETTINGS.landing_root, YEAR_START, YEAR_END)
     timings["land_s"] = time.perf_counter() - started
     job = defs.resolve_implicit_global_asset_job_def()
     graph = defs.resolve_asset_graph()

@@ -76,7 +76,7 @@ def build_lake(end: date) -> tuple[str, float]:
     from mlops_assets_tests.helpers import materialize_range
 
     started = time.perf_counter()
-    land_days(SETTINGS.landing_dir, LAKE_START, end)
+    land_days(SETTINGS.landing_root, LAKE_START, end)
     with dg.DagsterInstance.get() as instance:
         for selection in ("group:raw or group:transform", "group:features"):
             if not materialize_range(defs, instance, selection, LAKE_START, end, raise_on_error=False).success:

@@ -24,13 +24,13 @@ def _land(args: argparse.Namespace) -> int:
     settings = load_settings()
     start: date = args.start
     end: date = args.to or start
-    landed = land_days(settings.landing_dir, start, end)
+    landed = land_days(settings.landing_root, start, end)
     rows = Counter()
     files = Counter()
     for item in landed:
         rows[item.table] += item.rows
         files[item.table] += 1
-    print(f"landed {start} .. {end} into {settings.landing_dir}")
+    print(f"landed {start} .. {end} into {settings.landing_root}")
     for table in sorted(files):
         print(f"  {table:<9} {files[table]:>4} file(s) {rows[table]:>8,} row(s)")
     return 0
@@ -329,7 +329,7 @@ def _replay_day(
     name = settings.registered_model_name
     before = _registered_model_tags(client, name)
     started = clock.time()
-    land_days(settings.landing_dir, day, day)
+    land_days(settings.landing_root, day, day)
 
     def progress(elapsed_s: float, runs: list[Run], waiting: str) -> None:
         print(f"  {day}: {elapsed_s:4.0f} s, {len(runs)} run(s) so far, waiting for {waiting}", flush=True)

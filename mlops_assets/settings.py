@@ -43,10 +43,21 @@ DEFAULT_DUCKDB_EXTENSION_DIR = Path(sys.prefix) / "share" / "mlops_assets" / "du
 STATE_LOCATION_VARIABLES = (
     "MLOPS_PROFILE",
     "MLOPS_LAKE_ROOT",
-    "MLOPS_LANDING_DIR",
+    "MLOPS_LANDING_ROOT",
     "MLOPS_WAREHOUSE_CATALOG",
     "MLOPS_WAREHOUSE_DATA_PATH",
 )
+
+
+# How production runs each step: one Kubernetes Job (pod) per step, or one container per step on a Docker engine
+# (dagster-docker's docker_executor: a host without Kubernetes, and the production test's stand-in for pods).
+StepExecutor = Literal["k8s", "docker"]
+STEP_EXECUTORS: tuple[StepExecutor, ...] = ("k8s", "docker")
+
+# A step container gets this process's settings (and the clients' own AWS_*/RAY_* variables), except those naming a
+# path on this machine: the container has its own scratch data dir and extensions, and a file here is not there.
+_STEP_ENVIRONMENT_PREFIXES = ("MLOPS_", "AWS_", "RAY_")
+_HOST_PATH_VARIABLES = frozenset({"MLOPS_DATA_DIR", "MLOPS_DUCKDB_EXTENSION_DIR", "RAY_AUTH_TOKEN_PATH"})
 
 
 class SettingsError(ValueError):
@@ -61,7 +72,8 @@ def _is_url(location: str) -> bool:
 class Settings:
     profile: Profile
     data_dir: Path
-    landing_dir: Path
+    # Where upstream files land: a folder or an fsspec URL (s3://…); every step that reads it must see the same files.
+    landing_root: str
     lake_root: str
     # The dbt warehouse, a DuckLake (lib/warehouse.py): ``sqlite:<file>`` or ``postgres:<conninfo>``, its data path,
     # and the folder its DuckDB extensions are installed in.
@@ -127,6 +139,11 @@ class Settings:
     # The commit an image was built from (deploy/Dockerfile's GIT_SHA build argument): a model trained where no .git
     # exists carries it as its git_sha tag.
     git_sha: str = ""
+    # Production only (local runs every step in-process): see StepExecutor. The docker executor's containers run
+    # ``step_image`` with the host's network and the variables named in ``step_environment``.
+    step_executor: StepExecutor = "k8s"
+    step_image: str = ""
+    step_environment: tuple[str, ...] = ()
     dbt_project_dir: Path = field(default=DBT_PROJECT_DIR)
 
     def require_warehouse_catalog(self) -> str:
@@ -253,6 +270,26 @@ def _image_registry(env: dict[str, str]) -> str:
     return value
 
 
+def _step_executor(env: dict[str, str]) -> tuple[StepExecutor, str]:
+    executor = env.get("MLOPS_STEP_EXECUTOR", "k8s").strip()
+    if executor not in STEP_EXECUTORS:
+        choices = ", ".join(STEP_EXECUTORS)
+        raise SettingsError(f"MLOPS_STEP_EXECUTOR={executor!r} is not a step executor; use one of {choices}")
+    image = env.get("MLOPS_STEP_IMAGE", "").strip()
+    if executor == "docker" and not image:
+        raise SettingsError(
+            "MLOPS_STEP_IMAGE must name the code-location image when MLOPS_STEP_EXECUTOR=docker, e.g. "
+            "MLOPS_STEP_IMAGE=mlops-assets/code-location:<sha> (deploy/build-code-image.sh prints it)"
+        )
+    return executor, image  # type: ignore[return-value]
+
+
+def _step_environment(env: dict[str, str]) -> tuple[str, ...]:
+    return tuple(
+        sorted(name for name in env if name.startswith(_STEP_ENVIRONMENT_PREFIXES) and name not in _HOST_PATH_VARIABLES)
+    )
+
+
 def _warehouse_catalog(env: dict[str, str], profile: str, data_dir: Path) -> str:
     value = env.get("MLOPS_WAREHOUSE_CATALOG", "").strip()
     if not value:
@@ -290,6 +327,11 @@ def _warehouse_data_path(env: dict[str, str], data_dir: Path) -> str:
     return f"{Path(value).expanduser().resolve()}/"
 
 
+def _landing_root(env: dict[str, str], data_dir: Path) -> str:
+    location = env.get("MLOPS_LANDING_ROOT", str(data_dir / "landing")).removeprefix("file://")
+    return location if _is_url(location) else str(Path(location).expanduser().resolve())
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Resolve settings from ``environ`` (default: the process environment)."""
     env = dict(os.environ if environ is None else environ)
@@ -318,13 +360,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if not lead.isdigit():
         raise SettingsError(f"MLOPS_PREDICTION_LEAD_MINUTES={lead!r} must be a whole number of minutes")
 
+    step_executor, step_image = _step_executor(env)
     mlflow_tracking_uri = required_in_production(
         "MLOPS_MLFLOW_TRACKING_URI", f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
     )
     return Settings(
         profile=profile,  # type: ignore[arg-type]
         data_dir=data_dir,
-        landing_dir=Path(env.get("MLOPS_LANDING_DIR", str(data_dir / "landing"))).expanduser().resolve(),
+        landing_root=_landing_root(env, data_dir),
         lake_root=lake_root,
         warehouse_catalog=_warehouse_catalog(env, profile, data_dir),
         warehouse_data_path=_warehouse_data_path(env, data_dir),
@@ -370,4 +413,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         docker_host=_docker_host(env),
         image_registry=_image_registry(env),
         git_sha=env.get("MLOPS_GIT_SHA", "").strip(),
+        step_executor=step_executor,
+        step_image=step_image,
+        step_environment=_step_environment(env),
     )

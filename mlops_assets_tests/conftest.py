@@ -57,7 +57,7 @@ class Warehouse:
     data_dir: Path
     location: WarehouseLocation
     lake_root: Path
-    landing_dir: Path
+    landing_root: Path
     start: date
     end: date
 
@@ -83,7 +83,7 @@ def warehouse(dagster_instance: object) -> Warehouse:
     from mlops_assets.lib.warehouse import WarehouseLocation
     from mlops_assets_tests.helpers import materialize_range
 
-    land_days(SETTINGS.landing_dir, WAREHOUSE_START, WAREHOUSE_END)
+    land_days(SETTINGS.landing_root, WAREHOUSE_START, WAREHOUSE_END)
     result = materialize_range(
         defs,
         dagster_instance,
@@ -96,7 +96,7 @@ def warehouse(dagster_instance: object) -> Warehouse:
         data_dir=SETTINGS.data_dir,
         location=WarehouseLocation.from_settings(SETTINGS),
         lake_root=Path(SETTINGS.lake_root),
-        landing_dir=SETTINGS.landing_dir,
+        landing_root=Path(SETTINGS.landing_root),
         start=WAREHOUSE_START,
         end=WAREHOUSE_END,
     )

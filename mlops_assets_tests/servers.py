@@ -228,9 +228,13 @@ def mlflow_server(
 
 @dataclass(frozen=True)
 class RayHead:
-    address: str
+    address: str  # the GCS address: a driver on this machine
+    # Ray Client (what a pod or a container uses, as production's ray://…:10001); ``token`` authenticates it without
+    # the token file, which exists only on this machine (RAY_AUTH_TOKEN instead of RAY_AUTH_TOKEN_PATH).
+    client_address: str
+    token: str
     pid: int
-    # What a driver needs in its environment to connect: the cluster runs with token authentication.
+    # What a driver on this machine needs in its environment to connect: the cluster runs with token authentication.
     client_env: dict[str, str]
 
 
@@ -241,7 +245,7 @@ def ray_head(base_dir: Path, num_cpus: int = 2) -> Iterator[RayHead]:
     base_dir.mkdir(parents=True, exist_ok=True)
     # Ray's Unix socket paths must stay under ~107 characters: a short temp dir, not pytest's deep one.
     temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
-    port, log = free_port(), base_dir / "ray.log"
+    port, client_port, log = free_port(), free_port(), base_dir / "ray.log"
     # Token authentication with our own token file: explicit on both sides, so neither the head nor a driver depends
     # on (or writes) ~/.ray/auth_token, which Ray otherwise creates for the first local cluster and then enforces.
     token_path = temp_dir / "auth_token"
@@ -258,7 +262,8 @@ def ray_head(base_dir: Path, num_cpus: int = 2) -> Iterator[RayHead]:
     with open(log, "wb") as handle:
         process = subprocess.Popen(
             [str(VENV_BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-             f"--port={port}", f"--num-cpus={num_cpus}", "--num-gpus=0", "--include-dashboard=false",
+             f"--port={port}", f"--ray-client-server-port={client_port}", f"--num-cpus={num_cpus}", "--num-gpus=0",
+             "--include-dashboard=false",
              "--disable-usage-stats", f"--temp-dir={temp_dir}"],
             stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )  # fmt: skip
@@ -272,7 +277,13 @@ def ray_head(base_dir: Path, num_cpus: int = 2) -> Iterator[RayHead]:
     try:
         _wait_until(ready, 90, "Ray head", log)
         print(f"Ray head on 127.0.0.1:{port} (pid {process.pid}) in {time.perf_counter() - started:.1f}s")
-        yield RayHead(address=f"127.0.0.1:{port}", pid=process.pid, client_env=client_env)
+        yield RayHead(
+            address=f"127.0.0.1:{port}",
+            client_address=f"ray://127.0.0.1:{client_port}",
+            token=token_path.read_text(),
+            pid=process.pid,
+            client_env=client_env,
+        )
     finally:
         stop_process_tree(process.pid, timeout_s=30)
         process.wait(timeout=10)
@@ -425,3 +436,50 @@ rgw data = {root}/rgw
                 pid = int(path.read_text().strip())
                 if pid_alive(pid):
                     stop_process_tree(pid)
+
+
+# --- Docker: Debian's engine (deploy/docker-engine.sh) --------------------------------------------------------------
+
+DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy"
+# The engine's data-root is kept between runs, so a warm run reuses the base image and the layer cache; a cold run
+# debootstraps the base and installs every wheel (minutes on two shared cores).
+ENGINE_DIR = Path(os.environ.get("MLOPS_TEST_DOCKER_DIR", Path(tempfile.gettempdir()) / "mlops-assets-docker"))
+DEPLOY_SCRIPT_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class Engine:
+    docker_host: str
+    pid: int
+    base_seconds: float
+
+
+def deploy_script(name: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``deploy/<name>`` and return what it printed; a failure shows the end of its stderr."""
+    done = subprocess.run(
+        ["bash", str(DEPLOY_DIR / name), *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=DEPLOY_SCRIPT_TIMEOUT_S,
+        cwd=DEPLOY_DIR.parent,
+    )
+    assert done.returncode == 0, f"deploy/{name} {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+@contextmanager
+def docker_engine() -> Iterator[Engine]:
+    """The engine of deploy/docker-engine.sh with the Debian base image built, stopped by its PID afterwards."""
+    from mlops_assets.lib.bento_build import DEFAULT_BASE_IMAGE
+
+    printed = deploy_script("docker-engine.sh", "start", str(ENGINE_DIR))
+    docker_host = next(line.split("=", 1)[1] for line in printed.splitlines() if line.startswith("DOCKER_HOST="))
+    pid = int((ENGINE_DIR / "dockerd.pid").read_text())
+    try:
+        started = time.monotonic()
+        print(deploy_script("base-image.sh", DEFAULT_BASE_IMAGE, env={"DOCKER_HOST": docker_host}).strip())
+        yield Engine(docker_host, pid, time.monotonic() - started)
+    finally:
+        deploy_script("docker-engine.sh", "stop", str(ENGINE_DIR))
+        assert not pid_alive(pid), f"dockerd (PID {pid}) survived deploy/docker-engine.sh stop"

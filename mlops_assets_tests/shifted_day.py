@@ -37,10 +37,10 @@ def _plus(column: str, minutes: pl.Expr) -> pl.Expr:
     return (pl.col(column).cast(pl.Float64) + minutes).cast(pl.Int64).cast(pl.String).alias(column)
 
 
-def land_shifted_day(landing_dir: Path, day: date) -> None:
+def land_shifted_day(landing_root: Path, day: date) -> None:
     """Land ``day`` from the embedded source, then replace its flights and weather files with shifted ones."""
-    land_days(landing_dir, day, day)
-    flights_path = landed_file_path(landing_dir, "flights", day)
+    land_days(landing_root, day, day)
+    flights_path = landed_file_path(landing_root, "flights", day)
     flights = pl.read_csv(flights_path, infer_schema_length=0, null_values="NA")
     # Null times stay null (cancelled or diverted flights); every time and delay moves together, so each
     # delay = time - scheduled time still holds (modulo a day, as the quality rule reads it).
@@ -54,7 +54,7 @@ def land_shifted_day(landing_dir: Path, day: date) -> None:
         _plus("arr_delay", delay),
     )
     write_bytes_atomic(flights_path, flights.write_csv(null_value="NA").encode())
-    path = landed_file_path(landing_dir, "weather", day)
+    path = landed_file_path(landing_root, "weather", day)
     weather = pl.read_csv(path, infer_schema_length=0, null_values="NA")
     as_float = {name: pl.col(name).cast(pl.Float64) for name in ("temp", "dewp")}
     shifted = weather.with_columns(

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,23 +42,15 @@ from mlops_assets.service.runtime import ServingRuntime
 from mlops_assets.service.scoring import FlightRequest
 from mlops_assets.settings import load_settings
 from mlops_assets_tests.conftest import Warehouse
+from mlops_assets_tests.servers import Engine, docker_engine
 from mlops_assets_tests.test_evaluation_assets import Setup, _evaluate, _register, setup  # noqa: F401  (fixture)
 from mlops_assets_tests.test_service_http import _day_flights
 from mlops_assets_tests.tools import tools_bin
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = REPO_ROOT / "deploy"
-ENGINE_DIR = Path(os.environ.get("MLOPS_TEST_DOCKER_DIR", Path(tempfile.gettempdir()) / "mlops-assets-docker"))
 SERVED_DAY = date(2013, 2, 14)  # the last day whose features the session's online store holds
-SCRIPT_TIMEOUT_S = 900  # a cold base image is a debootstrap: minutes on two shared cores
 READY_TIMEOUT_S = 180
-
-
-@dataclass(frozen=True)
-class Engine:
-    docker_host: str
-    pid: int
-    base_seconds: float
 
 
 @dataclass(frozen=True)
@@ -75,18 +66,6 @@ class Container:
     pid: int
     url: str
     env: dict[str, str]  # the service's MLOPS_* settings, for the in-process runtime to compare with
-
-
-def _script(name: str, *args: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(
-        ["bash", str(DEPLOY / name), *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=SCRIPT_TIMEOUT_S,
-    )
-    assert done.returncode == 0, f"deploy/{name} {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}"
-    return done.stdout
 
 
 def _docker(engine: Engine, *args: str, timeout_s: float = 120) -> str:
@@ -107,16 +86,8 @@ def _inspect(engine: Engine, reference: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
-    printed = _script("docker-engine.sh", "start", str(ENGINE_DIR))
-    docker_host = next(line.split("=", 1)[1] for line in printed.splitlines() if line.startswith("DOCKER_HOST="))
-    pid = int((ENGINE_DIR / "dockerd.pid").read_text())
-    try:
-        started = time.monotonic()
-        print(_script("base-image.sh", DEFAULT_BASE_IMAGE, env={"DOCKER_HOST": docker_host}).strip())
-        yield Engine(docker_host, pid, time.monotonic() - started)
-    finally:
-        _script("docker-engine.sh", "stop", str(ENGINE_DIR))
-        assert not pid_alive(pid), f"dockerd (PID {pid}) survived deploy/docker-engine.sh stop"
+    with docker_engine() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,7 @@ AUTOMATED_RUN_TAGS = ("dagster/sensor_name", "dagster/from_automation_condition"
 class Daemon:
     server: DagsterDev
     env: dict[str, str]
-    landing_dir: Path
+    landing_root: Path
     watched: Mapping[str, Sensor]
     dagster_home: Path
     started: float
@@ -123,11 +123,11 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     (root / "dagster_home").mkdir()
     shutil.copy(REPO_ROOT / "dagster.yaml", root / "dagster_home" / "dagster.yaml")
     _build_history(env)
-    landing_dir = load_settings(env).landing_dir
+    landing_root = Path(load_settings(env).landing_root)
     with dagster_dev(root / "dagster_home", env, root / "dagster-dev.log", cwd=REPO_ROOT) as server:
         ensure_running(server.graphql, REPLAY_SENSORS)
         watched = {name: sensor for name, sensor in sensors(server.graphql).items() if name in REPLAY_SENSORS}
-        yield Daemon(server, env, landing_dir, watched, root / "dagster_home", time.time())
+        yield Daemon(server, env, landing_root, watched, root / "dagster_home", time.time())
     assert not pid_alive(server.pid), f"dagster dev (pid {server.pid}) still runs after the stop"
     leftover = [proc.pid for proc in group_members(server.pid)]
     assert not leftover, f"processes of dagster dev's group {server.pid} still run: {leftover}"
@@ -161,7 +161,7 @@ def _assert_automated(runs: list[Run]) -> None:
 
 def test_a_landed_day_goes_through_the_whole_daily_graph_by_automation_alone(daemon: Daemon) -> None:
     landed_at = time.time()
-    land_days(daemon.landing_dir, REAL_DAY, REAL_DAY)
+    land_days(daemon.landing_root, REAL_DAY, REAL_DAY)
     runs = _settle(daemon, landed_at, DAY_TIMEOUT_S)
     _assert_automated(runs)
     chain = _daily_chain()
@@ -175,7 +175,7 @@ def test_a_landed_day_goes_through_the_whole_daily_graph_by_automation_alone(dae
 def test_a_shifted_day_leads_to_a_retrain_of_its_week(daemon: Daemon) -> None:
     champion = _cli(daemon.env, "mlops-assets", "aliases", "--get", "champion")
     landed_at = time.time()
-    land_shifted_day(daemon.landing_dir, SHIFTED_DAY)
+    land_shifted_day(daemon.landing_root, SHIFTED_DAY)
     runs = _settle(daemon, landed_at, RETRAIN_TIMEOUT_S)
     _assert_automated(runs)
     profile = [

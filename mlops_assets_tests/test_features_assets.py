@@ -125,7 +125,7 @@ def test_all_bad_partition_fails_and_writes_nothing_downstream(warehouse: Wareho
         assets=[validated_features, feature_store],
         resources={
             "lake": LakeResource(
-                landing_dir=str(tmp_path / "landing"), lake_root=str(lake), warehouse=WarehouseConfig.of(bad_warehouse)
+                landing_root=str(tmp_path / "landing"), lake_root=str(lake), warehouse=WarehouseConfig.of(bad_warehouse)
             ),
             "feature_store": FeatureStoreResource(
                 repo_dir=str(SETTINGS.feast_repo_dir),
@@ -166,7 +166,7 @@ def test_threshold_is_configurable(warehouse: Warehouse, tmp_path: Path) -> None
         assets=[validated_features],
         resources={
             "lake": LakeResource(
-                landing_dir=str(tmp_path / "landing"), lake_root=str(lake), warehouse=WarehouseConfig.of(bad_warehouse)
+                landing_root=str(tmp_path / "landing"), lake_root=str(lake), warehouse=WarehouseConfig.of(bad_warehouse)
             ),
         },
     )

@@ -20,7 +20,7 @@ FLIGHTS_KEY = dg.AssetKey(["raw", "flights"])
 def lake(tmp_path: Path) -> LakeResource:
     land_days(tmp_path / "landing", DAY, DAY)
     return LakeResource(
-        landing_dir=str(tmp_path / "landing"),
+        landing_root=str(tmp_path / "landing"),
         lake_root=str(tmp_path / "lake"),
         warehouse=warehouse_config(tmp_path / "warehouse"),
     )
@@ -56,7 +56,7 @@ def test_real_day_is_ingested_with_rows_bytes_and_hash(lake: LakeResource) -> No
         assert _materialize(lake, instance).success
         materialization = _latest(instance)
     frame = pl.read_parquet(_partition_file(lake))
-    expected_rows = sum(1 for _ in (Path(lake.landing_dir) / "flights" / "2013-03-01.csv").open()) - 1
+    expected_rows = sum(1 for _ in (Path(lake.landing_root) / "flights" / "2013-03-01.csv").open()) - 1
     assert frame.height == expected_rows > 600
     assert materialization.partition == DAY.isoformat()
     assert materialization.metadata["dagster/row_count"].value == expected_rows
@@ -82,7 +82,7 @@ def test_bad_landed_file_fails_the_partition_and_keeps_the_lake(lake: LakeResour
     with dg.instance_for_test() as instance:
         _materialize(lake, instance)
         before = _partition_file(lake).read_bytes()
-        landed = Path(lake.landing_dir) / "flights" / "2013-03-01.csv"
+        landed = Path(lake.landing_root) / "flights" / "2013-03-01.csv"
         landed.write_text(_drop_column(landed.read_text(), "dep_delay"))
         result = _materialize(lake, instance, raise_on_error=False)
     assert not result.success
@@ -97,7 +97,7 @@ def test_bad_landed_file_fails_the_partition_and_keeps_the_lake(lake: LakeResour
 
 def test_missing_landing_file_says_how_to_land_it(tmp_path: Path) -> None:
     lake = LakeResource(
-        landing_dir=str(tmp_path / "landing"),
+        landing_root=str(tmp_path / "landing"),
         lake_root=str(tmp_path / "lake"),
         warehouse=warehouse_config(tmp_path / "warehouse"),
     )

@@ -39,7 +39,7 @@ class Baseline:
 
 def _lake(root: Path) -> LakeResource:
     return LakeResource(
-        landing_dir=str(root / "landing"), lake_root=str(root / "lake"), warehouse=warehouse_config(root / "warehouse")
+        landing_root=str(root / "landing"), lake_root=str(root / "lake"), warehouse=warehouse_config(root / "warehouse")
     )
 
 

@@ -28,7 +28,7 @@ def test_the_real_year_passes_with_only_the_genuinely_bad_row_quarantined(year: 
     quarantined: list[dict[str, object]] = []
     for table in DAILY_TABLES:
         for day in days_between(YEAR_START, YEAR_END):
-            path = landed_file_path(year, table, day)
+            path = Path(landed_file_path(year, table, day))
             delivery = inspect_delivery(path.read_bytes(), table, day, str(path), f"{table}/{path.name}")
             enforce_bad_share(delivery, max_bad_share=0.01, min_tolerated_bad_rows=1)
             assert not delivery.extra_columns
@@ -47,16 +47,16 @@ def test_the_real_year_passes_with_only_the_genuinely_bad_row_quarantined(year: 
 
 def test_real_details_the_rules_accept(year: Path) -> None:
     """The repeated local hour at the autumn DST change, a quiet (header-only) weather day."""
-    dst = landed_file_path(year, "weather", date(2013, 11, 3))
+    dst = Path(landed_file_path(year, "weather", date(2013, 11, 3)))
     weather = inspect_delivery(dst.read_bytes(), "weather", date(2013, 11, 3), str(dst), dst.name)
     repeated = weather.good.group_by("origin", "hour").len().filter(pl.col("len") > 1)
     assert repeated.height > 0 and weather.bad_rows == 0
-    quiet = landed_file_path(year, "weather", YEAR_END)
+    quiet = Path(landed_file_path(year, "weather", YEAR_END))
     assert inspect_delivery(quiet.read_bytes(), "weather", YEAR_END, str(quiet), quiet.name).total_rows == 0
 
 
 def test_an_empty_redelivery_never_replaces_rows(year: Path) -> None:
-    quiet = landed_file_path(year, "weather", YEAR_END)
+    quiet = Path(landed_file_path(year, "weather", YEAR_END))
     delivery = inspect_delivery(quiet.read_bytes(), "weather", YEAR_END, str(quiet), quiet.name)
     check_redelivery(delivery, published_rows=None)
     check_redelivery(delivery, published_rows=0)
@@ -65,7 +65,7 @@ def test_an_empty_redelivery_never_replaces_rows(year: Path) -> None:
 
 
 def test_keys_shared_by_different_rows_quarantine_every_copy(year: Path) -> None:
-    path = landed_file_path(year, "flights", date(2013, 3, 2))
+    path = Path(landed_file_path(year, "flights", date(2013, 3, 2)))
     lines = path.read_bytes().split(b"\n")
     # The same flight key with another scheduled arrival: two versions of one flight, neither can be trusted.
     twin = lines[5].split(b",")

@@ -30,7 +30,7 @@ def instance() -> Iterator[dg.DagsterInstance]:
 @pytest.fixture
 def lake(tmp_path: Path) -> LakeResource:
     return LakeResource(
-        landing_dir=str(tmp_path / "landing"),
+        landing_root=str(tmp_path / "landing"),
         lake_root=str(tmp_path / "lake"),
         warehouse=warehouse_config(tmp_path / "warehouse"),
     )
@@ -53,9 +53,9 @@ def _ranges(result: dg.SensorResult) -> list[tuple[str, str]]:
 
 def _land_only(lake: LakeResource, table: str, start: date, end: date) -> None:
     """Land [start, end], then take away the other daily table's files: that table has not arrived yet."""
-    land_days(lake.landing_path(), start, end)
+    land_days(Path(lake.landing_root), start, end)
     other = "weather" if table == "flights" else "flights"
-    for path in (lake.landing_path() / other).glob("*.csv"):
+    for path in (Path(lake.landing_root) / other).glob("*.csv"):
         path.unlink()
 
 
@@ -77,9 +77,9 @@ def test_a_day_waits_for_its_missing_table_then_runs_once_both_are_there(
     assert not second.run_requests
     assert second.skip_reason is not None and f"weather of {DAY}" in second.skip_reason.skip_message
 
-    later = lake.landing_path().parent / "later"
+    later = Path(lake.landing_root).parent / "later"
     land_days(later, DAY, DAY)
-    (later / "weather" / f"{DAY}.csv").rename(lake.landing_path() / "weather" / f"{DAY}.csv")
+    (later / "weather" / f"{DAY}.csv").rename(Path(lake.landing_root) / "weather" / f"{DAY}.csv")
     third = _evaluate(instance, lake, second.cursor)
     assert _ranges(third) == [(DAY.isoformat(), DAY.isoformat())]
     # Handled: nothing more until a file changes again.
@@ -89,8 +89,8 @@ def test_a_day_waits_for_its_missing_table_then_runs_once_both_are_there(
 def test_complete_days_run_as_one_range_while_an_incomplete_one_waits(
     instance: dg.DagsterInstance, lake: LakeResource
 ) -> None:
-    land_days(lake.landing_path(), date(2013, 3, 1), date(2013, 3, 4))
-    (lake.landing_path() / "weather" / "2013-03-04.csv").unlink()
+    land_days(Path(lake.landing_root), date(2013, 3, 1), date(2013, 3, 4))
+    (Path(lake.landing_root) / "weather" / "2013-03-04.csv").unlink()
     result = _evaluate(instance, lake, None)
     assert _ranges(result) == [("2013-03-01", "2013-03-03")]
     assert "flights/2013-03-04.csv" not in json.loads(result.cursor or "{}")
@@ -100,7 +100,7 @@ def test_after_the_wait_the_day_runs_alone_and_its_missing_table_fails_by_name(
     instance: dg.DagsterInstance, lake: LakeResource
 ) -> None:
     _land_only(lake, "flights", DAY, DAY)
-    _age(lake.landing_path() / "flights" / f"{DAY}.csv", LANDING_WAIT.total_seconds() + 60)
+    _age(Path(lake.landing_root) / "flights" / f"{DAY}.csv", LANDING_WAIT.total_seconds() + 60)
     result = _evaluate(instance, lake, None)
     assert _ranges(result) == [(DAY.isoformat(), DAY.isoformat())]
     request = next(r for r in result.run_requests or [] if r.job_name == "raw_daily_job")
@@ -123,10 +123,10 @@ def test_after_the_wait_the_day_runs_alone_and_its_missing_table_fails_by_name(
 def test_re_landing_one_table_of_a_complete_day_requests_it_again(
     instance: dg.DagsterInstance, lake: LakeResource
 ) -> None:
-    land_days(lake.landing_path(), DAY, DAY)
+    land_days(Path(lake.landing_root), DAY, DAY)
     first = _evaluate(instance, lake, None)
     assert _ranges(first) == [(DAY.isoformat(), DAY.isoformat())]
-    _age(lake.landing_path() / "weather" / f"{DAY}.csv", 10)  # a new mtime: re-landed
+    _age(Path(lake.landing_root) / "weather" / f"{DAY}.csv", 10)  # a new mtime: re-landed
     assert _ranges(_evaluate(instance, lake, first.cursor)) == [(DAY.isoformat(), DAY.isoformat())]
 
 
@@ -135,7 +135,7 @@ def test_a_sensor_without_cursor_skips_days_ingested_after_they_landed(
 ) -> None:
     """A fresh (or reset) cursor on a landing zone ingested by other runs (a CLI backfill): only what changed since
     its raw partition was materialised is requested, not every landed day again."""
-    land_days(lake.landing_path(), date(2013, 3, 1), date(2013, 3, 3))
+    land_days(Path(lake.landing_root), date(2013, 3, 1), date(2013, 3, 3))
     # Ingested after landing (what a `dagster asset materialize` range run records); 2013-03-03 never was.
     for table in ("flights", "weather"):
         for day in ("2013-03-01", "2013-03-02"):
@@ -146,6 +146,6 @@ def test_a_sensor_without_cursor_skips_days_ingested_after_they_landed(
     assert _ranges(first) == [("2013-03-03", "2013-03-03")]
     assert not [r for r in first.run_requests or [] if r.job_name == "raw_dimensions_job"]
     # An ingested day landed again afterwards is new again, with or without a cursor.
-    _age(lake.landing_path() / "flights" / "2013-03-01.csv", -60)  # an mtime after the materialisation
+    _age(Path(lake.landing_root) / "flights" / "2013-03-01.csv", -60)  # an mtime after the materialisation
     assert _ranges(_evaluate(instance, lake, None)) == [("2013-03-01", "2013-03-01"), ("2013-03-03", "2013-03-03")]
     assert _ranges(_evaluate(instance, lake, first.cursor)) == [("2013-03-01", "2013-03-01")]

@@ -55,7 +55,7 @@ def _resources(tmp_path: Path, tracking: MlflowTracking) -> dict[str, object]:
         "bento_builder": BentoBuilder(store_dir=str(tmp_path / "bentoml"), build_ctx=str(REPO_ROOT)),
         "mlflow_tracking": tracking,
         "lake": LakeResource(
-            landing_dir=str(tmp_path / "landing"),
+            landing_root=str(tmp_path / "landing"),
             lake_root=str(tmp_path / "lake"),
             warehouse=warehouse_config(tmp_path / "warehouse"),
         ),

@@ -1,7 +1,12 @@
 """Training logic without Dagster: windows, encoding, deterministic refit, and the sweep's failure handling."""
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import date, timedelta
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -22,6 +27,7 @@ from mlops_assets.lib.training import (
 )
 from mlops_assets.lib.windows import training_windows
 from mlops_assets_tests.conftest import FEATURES_END, FEATURES_START, Warehouse
+from mlops_assets_tests.servers import ray_head
 
 TINY_SWEEP = SweepSettings(num_samples=2, max_rounds=30, early_stopping_rounds=10, report_every=5, max_failures=0)
 
@@ -162,3 +168,55 @@ def test_two_concurrent_sweeps_of_the_same_seed_choose_the_same_trial(frames, lo
     first = outcome()
     assert any(stopped is not None for *_, stopped in first[:-1]), first
     assert outcome() == first
+
+
+# Runs a tiny sweep as a Ray Client (argv: client address, train and valid Parquet) and prints its trials as JSON.
+_CLIENT_SWEEP = """
+import json, sys
+import polars as pl
+from mlops_assets.lib.search_space import sample_configs
+from mlops_assets.lib.sweep import SweepSettings, run_sweep
+from mlops_assets.lib.training import CategoryVocabulary, model_data
+
+address, train_path, valid_path = sys.argv[1:4]
+train_frame, valid_frame = pl.read_parquet(train_path), pl.read_parquet(valid_path)
+vocabulary = CategoryVocabulary.fit(train_frame)
+good, bad = sample_configs(2, seed=1)
+bad["num_leaves"] = 1
+done = []
+settings = SweepSettings(num_samples=2, max_rounds=30, early_stopping_rounds=10, report_every=5, max_failures=0)
+result = run_sweep(
+    model_data(train_frame, vocabulary), model_data(valid_frame, vocabulary), settings, address,
+    configs=[good, bad], on_trial_complete=lambda record, finished, total: done.append([record.status, finished]),
+)
+trials = [{"status": t.status, "reports": len(t.history), "error": t.error_summary} for t in result.trials]
+print("RESULT " + json.dumps({"trials": trials, "notified": done, "best_is_good": result.best.params == good}))
+"""
+
+
+def test_a_sweep_as_a_ray_client_reports_every_trial_in_the_caller(frames, tmp_path: Path) -> None:
+    """Under Ray Client (production's ray://…, a pod's or a container's Ray) Tune's driver runs on the cluster, with a
+    pickled copy of the callbacks: the trials' results and the progress must still reach the calling process."""
+    train_frame, valid_frame = frames
+    train_frame.write_parquet(tmp_path / "train.parquet")
+    valid_frame.write_parquet(tmp_path / "valid.parquet")
+    with ray_head(tmp_path / "ray") as ray:
+        inherited = {name: value for name, value in os.environ.items() if not name.startswith("RAY_")}
+        env = {**inherited, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": ray.token}
+        parquet = [str(tmp_path / "train.parquet"), str(tmp_path / "valid.parquet")]
+        done = subprocess.run(
+            [sys.executable, "-c", _CLIENT_SWEEP, ray.client_address, *parquet],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
+    assert sorted(t["status"] for t in result["trials"]) == ["ERROR", "TERMINATED"]
+    assert result["best_is_good"]
+    assert [finished for _, finished in result["notified"]] == [1, 2]
+    good = next(t for t in result["trials"] if t["status"] == "TERMINATED")
+    assert good["reports"] > 0
+    assert "num_leaves" in next(t for t in result["trials"] if t["status"] == "ERROR")["error"]

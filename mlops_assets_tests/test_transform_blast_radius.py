@@ -32,7 +32,7 @@ def _settings(root: Path) -> Settings:
     # The product's settings for the test's own lake, landing zone and warehouse (dbt gets them as --vars).
     return replace(
         SETTINGS,
-        landing_dir=root / "landing",
+        landing_root=str(root / "landing"),
         lake_root=str(root / "lake"),
         warehouse_catalog=f"sqlite:{root / 'warehouse.sqlite'}",
         warehouse_data_path=f"{root / 'warehouse'}/",

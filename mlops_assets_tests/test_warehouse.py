@@ -155,7 +155,7 @@ def test_the_nightly_maintenance_job_cleans_the_warehouse_it_is_given(lake: Ware
         con.execute("insert into flights select 300 + range, range % 3 from range(25)")
         con.execute("commit")
     resources = {
-        "lake": LakeResource(landing_dir=str(tmp_path), lake_root=str(tmp_path), warehouse=WarehouseConfig.of(lake))
+        "lake": LakeResource(landing_root=str(tmp_path), lake_root=str(tmp_path), warehouse=WarehouseConfig.of(lake))
     }
     result = warehouse_maintenance.execute_in_process(
         resources=resources, run_config={"ops": {"expire_warehouse_snapshots": {"config": {"keep_days": 0}}}}

@@ -22,7 +22,7 @@ def main() -> int:
     from mlops_assets.defs.common import SETTINGS
     from mlops_assets.lib.landing import land_days
 
-    land_days(SETTINGS.landing_dir, *YEAR)
+    land_days(SETTINGS.landing_root, *YEAR)
     with dg.DagsterInstance.get() as instance:
         for selection in ("group:raw or group:transform", "group:features"):
             started = time.perf_counter()

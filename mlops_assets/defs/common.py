@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
 
 import dagster as dg
 
@@ -97,12 +96,9 @@ class WarehouseConfig(dg.Config):
 class LakeResource(dg.ConfigurableResource):
     """Where landed files are read, the Parquet lake is written, and the dbt warehouse is read."""
 
-    landing_dir: str
+    landing_root: str
     lake_root: str
     warehouse: WarehouseConfig
-
-    def landing_path(self) -> Path:
-        return Path(self.landing_dir)
 
     def raw_table_uri(self, table: str) -> str:
         return f"{self.lake_root.rstrip('/')}/raw/{table}"

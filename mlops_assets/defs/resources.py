@@ -26,7 +26,7 @@ def _dbt_executable() -> str:
 def build_resources(settings: Settings) -> dict[str, Any]:
     return {
         "lake": LakeResource(
-            landing_dir=str(settings.landing_dir),
+            landing_root=settings.landing_root,
             lake_root=settings.lake_root,
             warehouse=WarehouseConfig.of(WarehouseLocation.from_settings(settings)),
         ),
@@ -46,9 +46,23 @@ def build_resources(settings: Settings) -> dict[str, Any]:
 
 def build_executor(settings: Settings) -> dg.ExecutorDefinition:
     """In-process locally (one process, shared Ray and DuckDB handles); one Kubernetes Job per step in production,
-    where each asset's ``dagster-k8s/config`` tags (the sweep's GPU request among them) size its pod."""
+    where each asset's ``dagster-k8s/config`` tags (the sweep's GPU request among them) size its pod; or, with
+    ``MLOPS_STEP_EXECUTOR=docker``, one container per step on the Docker engine at ``DOCKER_HOST``."""
     if settings.profile != "production":
         return dg.in_process_executor
+    if settings.step_executor == "docker":
+        from dagster_docker import docker_executor
+
+        # The host's network: the containers reach the servers as this process does (the engine of
+        # deploy/docker-engine.sh has no bridge), and like pods they share no disk with it or with each other.
+        return docker_executor.configured(
+            {
+                "image": settings.step_image,
+                "env_vars": list(settings.step_environment),
+                "container_kwargs": {"network_mode": "host"},
+            },
+            name="docker",
+        )
     # Imported only here: dagster_k8s (the Kubernetes client) adds ~0.8 s to every local process start.
     from dagster_k8s import k8s_job_executor
 

@@ -45,6 +45,25 @@ def read_bytes(uri: str | Path) -> bytes:
         return handle.read()
 
 
+def modified_times(folder: str | Path, suffix: str) -> dict[str, float]:
+    """The files directly in a folder or under an fsspec URL prefix whose names end in ``suffix``: name -> when it
+    was last written (epoch seconds); empty when the folder does not exist."""
+    fs, root = fsspec.core.url_to_fs(str(folder))
+    try:
+        entries = fs.ls(root, detail=True, refresh=True) if "://" in str(folder) else fs.ls(root, detail=True)
+    except FileNotFoundError:
+        return {}
+    times: dict[str, float] = {}
+    for entry in entries:
+        name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+        if entry.get("type") != "file" or not name.endswith(suffix):
+            continue
+        # A local file system reports ``mtime``; an object store its objects' ``LastModified``.
+        modified = entry.get("mtime", entry.get("LastModified"))
+        times[name] = modified.timestamp() if hasattr(modified, "timestamp") else float(modified)
+    return times
+
+
 def parquet_bytes(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.write_parquet(buffer, compression="zstd", statistics=True)

@@ -19,7 +19,7 @@ from mlops_assets.lib.source import DAILY_TABLES, DIMENSION_TABLES, read_source_
 class LandedFile:
     table: str
     day: date | None
-    path: Path
+    path: str
     rows: int
 
 
@@ -36,7 +36,7 @@ def _csv_bytes(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def land_days(landing_dir: Path, start: date, end: date) -> list[LandedFile]:
+def land_days(landing_root: str | Path, start: date, end: date) -> list[LandedFile]:
     """Write the source rows of each day in [start, end] into the landing zone (replacing earlier landings).
 
     Dimensions are landed too, as upstream exports them with every delivery.
@@ -44,7 +44,7 @@ def land_days(landing_dir: Path, start: date, end: date) -> list[LandedFile]:
     days = list(days_between(start, end))
     landed: list[LandedFile] = []
     for table in DIMENSION_TABLES:
-        path = landed_file_path(landing_dir, table)
+        path = landed_file_path(landing_root, table)
         payload = read_source_csv_bytes(table)
         write_bytes_atomic(path, payload)
         landed.append(LandedFile(table, None, path, payload.count(b"\n") - 1))
@@ -62,23 +62,10 @@ def land_days(landing_dir: Path, start: date, end: date) -> list[LandedFile]:
         for day in days:
             # A day without rows still gets a header-only file: upstream delivered, there was just nothing to say.
             rows = rows_by_day.get(day, empty)
-            path = landed_file_path(landing_dir, table, day)
+            path = landed_file_path(landing_root, table, day)
             write_bytes_atomic(path, _csv_bytes(rows))
             landed.append(LandedFile(table, day, path, rows.height))
     return landed
-
-
-def landed_days(landing_dir: Path, table: str) -> list[date]:
-    folder = landing_dir / table
-    if not folder.is_dir():
-        return []
-    days: list[date] = []
-    for path in folder.glob("*.csv"):
-        try:
-            days.append(date.fromisoformat(path.stem))
-        except ValueError:
-            continue
-    return sorted(days)
 
 
 def contiguous_ranges(days: list[date]) -> list[tuple[date, date]]:

@@ -196,7 +196,8 @@ def check_partition_date(frame: pl.DataFrame, partition: date, source: str) -> N
         )
 
 
-def landed_file_path(landing_dir: Path, table: str, partition: date | None = None) -> Path:
-    """Daily tables land as ``<table>/<YYYY-MM-DD>.csv``; dimensions as ``<table>/<table>.csv``."""
+def landed_file_path(landing_root: str | Path, table: str, partition: date | None = None) -> str:
+    """Daily tables land as ``<table>/<YYYY-MM-DD>.csv``; dimensions as ``<table>/<table>.csv``, under a folder or an
+    fsspec URL (the path or URL of the file is returned)."""
     name = f"{partition.isoformat()}.csv" if partition is not None else f"{table}.csv"
-    return landing_dir / table / name
+    return f"{str(landing_root).rstrip('/')}/{table}/{name}"

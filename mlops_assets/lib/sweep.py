@@ -163,41 +163,32 @@ def _halving_outcomes(trials: list[TrialRecord], settings: SweepSettings, max_re
     return [decisions[trial.index] for trial in trials]
 
 
-def run_sweep(
+def _client_relay() -> Any | None:
+    """A queue for the trial events when this process is a Ray Client (the sweep then runs on the cluster)."""
+    import ray
+    from ray.util.queue import Queue
+
+    return Queue() if ray.util.client.ray.is_connected() else None
+
+
+def _tune(
     train: ModelData,
     valid: ModelData,
     settings: SweepSettings,
-    ray_address: str = "local",
-    configs: Sequence[Mapping[str, Any]] | None = None,
-    on_trial_complete: Callable[[TrialRecord, int, int], None] | None = None,
-) -> SweepResult:
-    """Run the sweep and return every trial; raises :class:`SweepFailedError` when no trial succeeded.
-
-    ``configs`` overrides the sampled configurations (``settings.num_samples`` of them by default).
-    ``on_trial_complete(record, done, total)`` is called in this process as each trial ends, failed ones included.
-    """
+    trial_configs: list[dict[str, Any]],
+    scheduler: Any,
+    collector: Any,
+) -> None:
+    """Build the Tuner and fit it, in the process that drives the sweep: this one, or a task on the cluster."""
     from ray import tune
 
-    from mlops_assets.lib.sweep_callbacks import OrderedHalvingScheduler, TrialCollector
-
-    trial_configs = (
-        [dict(c) for c in configs] if configs is not None else sample_configs(settings.num_samples, settings.seed)
-    )
-    total = len(trial_configs)
-
-    collector = TrialCollector(total, on_trial_complete)
-
-    max_reports = max(1, math.ceil(settings.max_rounds / settings.report_every))
-    scheduler = OrderedHalvingScheduler(_halving(total, settings, max_reports))
     resources: dict[str, float] = {"cpu": settings.cpus_per_trial}
     if settings.use_gpu:
         resources["gpu"] = settings.gpus_per_trial
     trainable = tune.with_resources(
         tune.with_parameters(_run_trial, train=train, valid=valid, settings=settings), resources
     )
-    num_cpus = settings.cpus_per_trial * settings.max_concurrent_trials
-    started = time.perf_counter()
-    with ray_session(ray_address, num_cpus=num_cpus) as ray_start_s, tempfile.TemporaryDirectory() as storage:
+    with tempfile.TemporaryDirectory() as storage:
         tuner = tune.Tuner(
             trainable,
             param_space={"trial": tune.grid_search([{"index": i, "params": c} for i, c in enumerate(trial_configs)])},
@@ -217,6 +208,64 @@ def run_sweep(
             ),
         )
         tuner.fit()
+
+
+def _drive(
+    train: ModelData,
+    valid: ModelData,
+    settings: SweepSettings,
+    trial_configs: list[dict[str, Any]],
+    scheduler: Any,
+    collector: Any,
+) -> None:
+    """Run :func:`_tune` here; as a Ray Client, as one task on the cluster (a client's ``tune.with_parameters`` puts
+    the data where the cluster's Tune cannot find it), applying the relayed trial events here while it runs, so
+    progress is logged and MLflow child runs written by this process as with a local Ray."""
+    if collector.relay is None:
+        _tune(train, valid, settings, trial_configs, scheduler, collector)
+        return
+    import ray
+
+    # No CPU of its own: the trials' resources are the sweep's; the task only waits for Tune.
+    pending = ray.remote(num_cpus=0, max_retries=0)(_tune).remote(
+        train, valid, settings, trial_configs, scheduler, collector
+    )
+    while True:
+        ready, _ = ray.wait([pending], timeout=0.5)
+        collector.drain()
+        if ready:
+            ray.get(pending)  # raises the task's error here
+            collector.drain()
+            return
+
+
+def run_sweep(
+    train: ModelData,
+    valid: ModelData,
+    settings: SweepSettings,
+    ray_address: str = "local",
+    configs: Sequence[Mapping[str, Any]] | None = None,
+    on_trial_complete: Callable[[TrialRecord, int, int], None] | None = None,
+) -> SweepResult:
+    """Run the sweep and return every trial; raises :class:`SweepFailedError` when no trial succeeded.
+
+    ``configs`` overrides the sampled configurations (``settings.num_samples`` of them by default).
+    ``on_trial_complete(record, done, total)`` is called in this process as each trial ends, failed ones included.
+    """
+    from mlops_assets.lib.sweep_callbacks import OrderedHalvingScheduler, TrialCollector
+
+    trial_configs = (
+        [dict(c) for c in configs] if configs is not None else sample_configs(settings.num_samples, settings.seed)
+    )
+    total = len(trial_configs)
+
+    max_reports = max(1, math.ceil(settings.max_rounds / settings.report_every))
+    scheduler = OrderedHalvingScheduler(_halving(total, settings, max_reports))
+    num_cpus = settings.cpus_per_trial * settings.max_concurrent_trials
+    started = time.perf_counter()
+    with ray_session(ray_address, num_cpus=num_cpus) as ray_start_s:
+        collector = TrialCollector(total, on_trial_complete, relay=_client_relay())
+        _drive(train, valid, settings, trial_configs, scheduler, collector)
     wall_s = time.perf_counter() - started
     trials = sorted(collector.records.values(), key=lambda t: t.index)
     # The result as the halving rule defines it: a trial that kept training while its decision waited on an earlier

@@ -42,47 +42,79 @@ class OrderedHalvingScheduler(FIFOScheduler):
 
 
 class TrialCollector(tune.Callback):
-    """Runs in the driver: gathers each trial's reported history and hands finished trials to ``notify``.
+    """Turns Tune's trial events into :class:`TrialRecord` s and hands finished trials to ``notify``, in this process.
 
     Tune pickles its callbacks with the experiment state; the caller's ``notify`` (which may hold a Dagster context
-    with locks) and the records are process-local, so they are left out of the pickle.
+    with locks) and the records are process-local, so they are left out of the pickle. Under Ray Client, Tune's own
+    driver runs on the cluster with that pickled copy: it then forwards every event through ``relay`` (a Ray queue),
+    and this process applies them with :meth:`drain`, so records and progress are the same whichever the Ray.
     """
 
-    def __init__(self, total: int, notify: Callable[[TrialRecord, int, int], None] | None) -> None:
+    def __init__(
+        self, total: int, notify: Callable[[TrialRecord, int, int], None] | None, relay: Any | None = None
+    ) -> None:
         self.total = total
         self.notify = notify
         self.records: dict[str, TrialRecord] = {}
         self.done = 0
+        self.relay = relay
+        self._forward = False  # True in the pickled copy that runs where Tune's driver runs
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"total": self.total, "notify": None, "records": {}, "done": 0}
+        return {
+            "total": self.total,
+            "notify": None,
+            "records": {},
+            "done": 0,
+            "relay": self.relay,
+            "_forward": self.relay is not None,
+        }
 
-    def _record(self, trial: Any) -> TrialRecord:
-        return self.records.setdefault(
-            trial.trial_id, TrialRecord(trial.trial_id, dict(trial.config["trial"]["params"]), index=_grid_index(trial))
-        )
+    def _handle(self, event: tuple[Any, ...]) -> None:
+        if self._forward:
+            self.relay.put(event)
+        else:
+            self.apply(event)
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        record = self._record(trial)
-        record.history.append((int(result["round"]), float(result[METRIC])))
-        record.valid_auc = float(result[METRIC])
-        record.best_iteration = int(result["best_iteration"])
-        record.best_iterations.append(record.best_iteration)
-        record.rounds = int(result["round"])
-        record.wall_s = float(result.get("time_total_s", 0.0))
-
-    def _finish(self, trial: Any, status: str, error: str | None) -> None:
+    def apply(self, event: tuple[Any, ...]) -> None:
+        kind, trial_id, params, index, payload = event
+        record = self.records.setdefault(trial_id, TrialRecord(trial_id, params, index=index))
+        if kind == "result":
+            record.history.append((payload["round"], payload[METRIC]))
+            record.valid_auc = payload[METRIC]
+            record.best_iteration = payload["best_iteration"]
+            record.best_iterations.append(record.best_iteration)
+            record.rounds = payload["round"]
+            record.wall_s = payload["wall_s"]
+            return
         self.done += 1
-        record = self._record(trial)
-        record.status, record.error = status, error
+        record.status, record.error = payload["status"], payload["error"]
         if self.notify is not None:
             self.notify(record, self.done, self.total)
 
+    def drain(self) -> None:
+        """Apply what the relay holds (a no-op without one)."""
+        while self.relay is not None and not self.relay.empty():
+            self.apply(self.relay.get())
+
+    @staticmethod
+    def _event(kind: str, trial: Any, payload: dict[str, Any]) -> tuple[Any, ...]:
+        return (kind, trial.trial_id, dict(trial.config["trial"]["params"]), _grid_index(trial), payload)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        payload = {
+            "round": int(result["round"]),
+            METRIC: float(result[METRIC]),
+            "best_iteration": int(result["best_iteration"]),
+            "wall_s": float(result.get("time_total_s", 0.0)),
+        }
+        self._handle(self._event("result", trial, payload))
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finish(trial, "TERMINATED", None)
+        self._handle(self._event("finish", trial, {"status": "TERMINATED", "error": None}))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finish(trial, "ERROR", _trial_error(trial))
+        self._handle(self._event("finish", trial, {"status": "ERROR", "error": _trial_error(trial)}))
 
 
 def _trial_error(trial: Any) -> str:

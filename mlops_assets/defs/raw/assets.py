@@ -19,7 +19,7 @@ from mlops_assets.defs.common import (
     LakeResource,
     daily_partitions,
 )
-from mlops_assets.lib.io import parquet_bytes, sha256_hex, write_bytes_atomic
+from mlops_assets.lib.io import parquet_bytes, read_bytes, sha256_hex, write_bytes_atomic
 from mlops_assets.lib.raw_lake import (
     partition_uri,
     published_row_count,
@@ -52,14 +52,16 @@ def _raw_spec(table: str, description: str, daily: bool) -> dg.AssetSpec:
 
 
 def _ingest_dimension(lake: LakeResource, table: str, asset_label: str) -> dict[str, object]:
-    path = landed_file_path(lake.landing_path(), table)
-    if not path.exists():
+    path = landed_file_path(lake.landing_root, table)
+    try:
+        content = read_bytes(path)
+    except FileNotFoundError:
         raise dg.Failure(
             description=f"{asset_label}: no landed file at {path}; land it first (`mlops-assets land <day>`)",
             allow_retries=False,
-        )
+        ) from None
     try:
-        parsed = parse_landed_csv(path.read_bytes(), table, source=str(path))
+        parsed = parse_landed_csv(content, table, source=path)
     except LandedFileError as exc:
         # The lake file is untouched: nothing is written before the whole file has passed its contract.
         raise dg.Failure(description=f"{asset_label}: {exc}", allow_retries=False) from exc
@@ -104,12 +106,14 @@ class _Prepared:
 
 def _prepare_day(lake: LakeResource, table: str, day: date, config: RawIngestConfig) -> _Prepared:
     """Read, gate and encode one day; raise DeliveryError (or FileNotFoundError) without touching the lake."""
-    path = landed_file_path(lake.landing_path(), table, day)
-    if not path.exists():
+    path = landed_file_path(lake.landing_root, table, day)
+    try:
+        content = read_bytes(path)
+    except FileNotFoundError:
         raise DeliveryError(
-            str(path), None, "not_landed", "no landed file", f"land it first (`mlops-assets land {day.isoformat()}`)"
-        )
-    delivery = inspect_delivery(path.read_bytes(), table, day, source=str(path), file_label=f"{table}/{path.name}")
+            path, None, "not_landed", "no landed file", f"land it first (`mlops-assets land {day.isoformat()}`)"
+        ) from None
+    delivery = inspect_delivery(content, table, day, source=path, file_label=f"{table}/{day.isoformat()}.csv")
     enforce_bad_share(delivery, config.max_bad_share, config.min_tolerated_bad_rows)
     check_redelivery(delivery, published_row_count(partition_uri(lake.lake_root, table, day)))
     return _Prepared(

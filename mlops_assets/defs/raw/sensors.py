@@ -11,6 +11,7 @@ from datetime import date
 import dagster as dg
 
 from mlops_assets.defs.common import LakeResource, daily_partitions
+from mlops_assets.lib.io import modified_times
 from mlops_assets.lib.landing import LANDING_WAIT, classify_days, contiguous_ranges
 from mlops_assets.lib.source import DAILY_TABLES, DIMENSION_TABLES
 
@@ -27,10 +28,8 @@ raw_dimensions_job = dg.define_asset_job(
 def _landed_state(lake: LakeResource) -> dict[str, float]:
     state: dict[str, float] = {}
     for table in (*DAILY_TABLES, *DIMENSION_TABLES):
-        folder = lake.landing_path() / table
-        if folder.is_dir():
-            for path in folder.glob("*.csv"):
-                state[f"{table}/{path.name}"] = path.stat().st_mtime
+        for name, modified in modified_times(f"{lake.landing_root.rstrip('/')}/{table}", ".csv").items():
+            state[f"{table}/{name}"] = modified
     return state
 
 
