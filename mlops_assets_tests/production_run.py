@@ -15,6 +15,8 @@ import dagster as dg
 
 from mlops_assets.definitions import defs
 from mlops_assets.defs.common import SETTINGS
+from mlops_assets.defs.raw.sensors import landing_sensor
+from mlops_assets.defs.resources import build_resources
 from mlops_assets.defs.training.assets import TRAINED_MODEL_KEY
 from mlops_assets.lib.landing import land_days
 
@@ -33,8 +35,22 @@ def _materialize(keys: list[dg.AssetKey], *options: str) -> float:
     return time.perf_counter() - started
 
 
+def _landing_requests() -> list[list[str]]:
+    """What the landing sensor requests now (it lists the landing zone, on S3 here): [job] or [job, first, last]."""
+    with dg.DagsterInstance.get() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"lake": build_resources(SETTINGS)["lake"]})
+        result = landing_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    range_tags = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+    return [
+        [request.job_name or "", *(request.tags[tag] for tag in range_tags if tag in request.tags)]
+        for request in result.run_requests or []
+    ]
+
+
 def main(first: date, last: date, week: str) -> dict[str, object]:
     land_days(SETTINGS.landing_root, first, last)
+    landing_requests = _landing_requests()
     graph = defs.resolve_asset_graph()
     daily = dg.AssetSelection.from_string(DAILY_SELECTION).resolve(graph)
     # The CLI runs a partition range as one run only for partitioned assets: the dimensions go first, on their own.
@@ -49,6 +65,7 @@ def main(first: date, last: date, week: str) -> dict[str, object]:
         metadata = model.event_log_entry.asset_materialization.metadata  # type: ignore[union-attr]
         runs = instance.get_runs(limit=3)  # newest first: training, the daily range, the dimensions
         return {
+            "landing_requests": landing_requests,
             "profile": SETTINGS.profile,
             "executor": SETTINGS.step_executor,
             "storage": type(instance.run_storage).__name__,

@@ -126,6 +126,11 @@ def _run_the_slice(tmp_path: Path, docker_host: str, phases: dict[str, float]) -
             phases.update({name: summary[name] for name in ("dimensions_s", "daily_chain_s", "training_s")})
             assert summary["profile"] == "production"
             assert summary["executor"] == "docker"
+            # The landing sensor lists the landing zone on S3: the dimensions, then the 20 days as one range.
+            assert summary["landing_requests"] == [
+                ["raw_dimensions_job"],
+                ["raw_daily_job", FIRST_DAY, LAST_DAY],
+            ], summary["landing_requests"]
             assert summary["storage"] == "PostgresRunStorage"
             assert summary["warehouse"].startswith("postgres:dbname=warehouse ")
             # The warehouse's tables are in the PostgreSQL catalog, their data on S3; MLflow's artefacts too.
@@ -202,6 +207,7 @@ def _assert_one_container_per_step(postgres: PostgresServer, docker_host: str, r
     try:
         steps = sum(len(keys) for run_id, keys in started.items() if run_id in run_ids)
         assert len(ours) == steps > 3, (len(ours), steps)
+        print(f"{steps} step containers: {sorted(key for keys in started.values() for key in keys)}")
         for container in ours:
             assert container.attrs["State"]["ExitCode"] == 0, container.logs(tail=40).decode()
             assert container.attrs["HostConfig"]["NetworkMode"] == "host"

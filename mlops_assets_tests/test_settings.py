@@ -90,3 +90,71 @@ def test_the_warehouse_is_required_in_production_only_where_it_is_opened(tmp_pat
 def test_a_malformed_warehouse_setting_names_the_variable(env: dict[str, str], message: str, tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings({"MLOPS_DATA_DIR": str(tmp_path), **env})
+
+
+def test_the_landing_zone_is_a_folder_or_a_url(tmp_path: Path) -> None:
+    assert load_settings({"MLOPS_DATA_DIR": str(tmp_path)}).landing_root == str(tmp_path / "landing")
+    relative = load_settings({"MLOPS_DATA_DIR": str(tmp_path), "MLOPS_LANDING_ROOT": f"file://{tmp_path}/in/../up"})
+    assert relative.landing_root == str(tmp_path / "up")
+    shared = load_settings({"MLOPS_DATA_DIR": str(tmp_path), "MLOPS_LANDING_ROOT": "s3://landing/zone"})
+    assert shared.landing_root == "s3://landing/zone"
+
+
+def _production(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "MLOPS_PROFILE": "production",
+        "MLOPS_DATA_DIR": str(tmp_path),
+        "MLOPS_LAKE_ROOT": "s3://lake",
+        "MLOPS_MLFLOW_TRACKING_URI": "http://mlflow:5000",
+        "MLOPS_FEAST_ONLINE_STORE": "redis://redis:6379/0",
+        **extra,
+    }
+
+
+def test_the_docker_step_executor_runs_the_image_with_the_settings_but_no_host_path(tmp_path: Path) -> None:
+    from mlops_assets.defs.resources import build_executor
+
+    env = _production(
+        tmp_path,
+        MLOPS_STEP_EXECUTOR="docker",
+        MLOPS_STEP_IMAGE="mlops-assets/code-location:abc",
+        MLOPS_DUCKDB_EXTENSION_DIR=str(tmp_path / "ext"),
+        AWS_REGION="us-east-1",
+        RAY_AUTH_TOKEN_PATH=str(tmp_path / "token"),
+        RAY_AUTH_MODE="token",
+        HOME=str(tmp_path),
+    )
+    settings = load_settings(env)
+    assert settings.step_image == "mlops-assets/code-location:abc"
+    # The container has its own data dir and extensions, and the token file is not there: those stay behind.
+    assert settings.step_environment == (
+        "AWS_REGION",
+        "MLOPS_FEAST_ONLINE_STORE",
+        "MLOPS_LAKE_ROOT",
+        "MLOPS_MLFLOW_TRACKING_URI",
+        "MLOPS_PROFILE",
+        "MLOPS_STEP_EXECUTOR",
+        "MLOPS_STEP_IMAGE",
+        "RAY_AUTH_MODE",
+    )
+    executor = build_executor(settings)
+    assert executor.name == "docker"
+    resolved = executor.config_schema.resolve_config({})
+    assert resolved.success
+    config = resolved.value["config"]  # type: ignore[index]
+    assert config["image"] == settings.step_image
+    assert config["env_vars"] == list(settings.step_environment)
+    assert config["container_kwargs"] == {"network_mode": "host"}
+    assert build_executor(load_settings(_production(tmp_path))).name == "k8s"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"MLOPS_STEP_EXECUTOR": "ecs"}, "MLOPS_STEP_EXECUTOR='ecs' is not a step executor; use one of k8s, docker"),
+        ({"MLOPS_STEP_EXECUTOR": "docker"}, "MLOPS_STEP_IMAGE must name the code-location image"),
+    ],
+)
+def test_a_bad_step_executor_setting_names_the_variable(extra: dict[str, str], message: str, tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(_production(tmp_path, **extra))
