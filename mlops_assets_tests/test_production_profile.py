@@ -123,7 +123,7 @@ def _run_the_slice(tmp_path: Path, docker_host: str, phases: dict[str, float]) -
             line = next(line for line in done.stdout.splitlines() if line.startswith("SUMMARY "))
             summary = json.loads(line.removeprefix("SUMMARY "))
             print(f"production slice: {summary}")
-            phases.update({name: summary[name] for name in ("dimensions_s", "daily_chain_s", "training_s")})
+            phases.update({name: summary[name] for name in ("dimensions_s", "daily_chain_s", "training_s", "bento_s")})
             assert summary["profile"] == "production"
             assert summary["executor"] == "docker"
             # The landing sensor lists the landing zone on S3: the dimensions, then the 20 days as one range.
@@ -176,6 +176,10 @@ def _run_the_slice(tmp_path: Path, docker_host: str, phases: dict[str, float]) -
             assert version.tags["git_sha"] == image_env["MLOPS_GIT_SHA"]
             assert s3.keys("lake", "landing/flights/"), "the landing zone is not on S3"
             assert s3.keys("lake", "feast/"), "the Feast registry is not on S3"
+            # The bento, built in its own container for the champion, is exported to the lake on S3.
+            assert summary["bento_model_version"] == summary["model_version"]
+            archive = summary["bento_archive"].removeprefix("s3://lake/")
+            assert archive.startswith("lake/serving/bentos/") and archive in s3.keys("lake", "lake/serving/"), archive
 
             # The Feast online store is Redis, filled by feature_store.
             assert redis.Redis(host="127.0.0.1", port=online_store.port).dbsize() > 0
@@ -198,6 +202,7 @@ def _assert_one_container_per_step(postgres: PostgresServer, docker_host: str, r
     for run_id, step_key in rows:
         started[run_id].append(step_key)
     assert set(run_ids) <= set(started), f"a run started no step container: {run_ids} vs {sorted(started)}"
+    assert "bento" in started[run_ids[0]]
     client = docker.DockerClient(base_url=docker_host)
     containers = [
         c for c in client.containers.list(all=True, filters={"name": "dagster-step-"})

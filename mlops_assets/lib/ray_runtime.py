@@ -61,8 +61,29 @@ def _init(ray: object, address: str, num_cpus: int, num_gpus: int | None) -> Non
             configure_logging=False,
             runtime_env={"worker_process_setup_hook": "mlops_assets.lib.ray_runtime.warm_worker"},
         )
+    elif address.startswith("ray://"):
+        _connect_client(ray, address)
     else:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
+
+
+# The Ray Client server starts a server process per connection; when that process dies at start ("Initialization
+# failure from server ... ZombieProcess", seen once in the first four connections of the tests on a 2-core machine),
+# the connection is refused whole, and a new one can succeed.
+CLIENT_CONNECT_ATTEMPTS = 3
+CLIENT_RETRY_WAIT_S = 2.0
+
+
+def _connect_client(ray: object, address: str) -> None:
+    for attempt in range(1, CLIENT_CONNECT_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)  # type: ignore[attr-defined]
+            return
+        except ConnectionAbortedError:
+            ray.shutdown()  # type: ignore[attr-defined]
+            if attempt == CLIENT_CONNECT_ATTEMPTS:
+                raise
+            time.sleep(CLIENT_RETRY_WAIT_S * attempt)
 
 
 def warm_worker() -> None:
