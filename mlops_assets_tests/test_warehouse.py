@@ -27,8 +27,8 @@ from mlops_assets.lib.warehouse import (
     WarehouseBusyError,
     WarehouseLocation,
     WarehouseMissingError,
-    expire_and_clean,
     is_contention,
+    maintain,
     write_with_retry,
 )
 from mlops_assets_tests.helpers import hold_write_lock, scratch_warehouse
@@ -126,25 +126,39 @@ def test_a_warehouse_never_built_is_named_with_the_fix(tmp_path: Path) -> None:
     assert not is_contention("Catalog Error: Table with name flights does not exist!")
 
 
-def test_maintenance_deletes_replaced_files_and_keeps_every_row(lake: WarehouseLocation) -> None:
-    for _ in range(3):  # three re-runs of day 2, as three re-materialisations of its partition would do
+def test_maintenance_compacts_deletes_replaced_files_and_keeps_every_row(lake: WarehouseLocation) -> None:
+    with lake.connect() as con:
+        first = con.execute("select max(snapshot_id) from ducklake_snapshots('lake')").fetchone()[0]  # type: ignore[index]
+    # Three new days, then three re-runs of day 2, as daily runs and re-materialisations of a partition would do
+    # (large enough to be Parquet files rather than rows inlined into the catalog).
+    for day in (3, 4, 5):
+        with lake.connect(read_only=False) as con:
+            con.execute(f"insert into flights select 1000 * {day} + range, {day} from range(2000)")
+    for _ in range(3):
         with lake.connect(read_only=False) as con:
             con.execute("begin")
             con.execute("delete from flights where day = 2")
-            con.execute("insert into flights select 200 + range, 2 from range(50)")
+            con.execute("insert into flights select 200 + range, 2 from range(2000)")
             con.execute("commit")
-    files = sorted(p.name for p in Path(lake.data_path).rglob("*.parquet"))
-    kept_everything = expire_and_clean(lake, keep=timedelta(days=7))
-    assert kept_everything.files_deleted == 0 and kept_everything.snapshots_after == kept_everything.snapshots_before
-    result = expire_and_clean(lake, keep=timedelta(0))
+    files = len(list(Path(lake.data_path).rglob("*.parquet")))
+    # Within the retention: the small files are merged (the merged-away ones deleted), every snapshot kept (plus the
+    # compaction's own), and the lake still reads as of its first snapshot what it read then.
+    kept = maintain(lake, keep=timedelta(days=7))
+    assert kept.files_merged > 0 and kept.snapshots_after == kept.snapshots_before + 1
+    assert len(list(Path(lake.data_path).rglob("*.parquet"))) < files
+    with lake.connect() as con:
+        assert con.execute(f"select count(*) from flights at (version => {first})").fetchone() == (30,)
+    result = maintain(lake, keep=timedelta(0))
     assert result.snapshots_after == 1 < result.snapshots_before
     assert result.files_deleted > 0
-    assert len(list(Path(lake.data_path).rglob("*.parquet"))) == len(files) - result.files_deleted
     with lake.connect() as con:
         assert con.execute("select day, count(*) from flights group by 1 order by 1").fetchall() == [
             (0, 10),
             (1, 10),
-            (2, 50),
+            (2, 2000),
+            (3, 2000),
+            (4, 2000),
+            (5, 2000),
         ]
 
 

@@ -239,23 +239,34 @@ def write_with_retry(
 
 @dataclass(frozen=True)
 class MaintenanceResult:
+    files_merged: int
     snapshots_before: int
     snapshots_after: int
     files_deleted: int
 
 
-def expire_and_clean(location: WarehouseLocation, keep: timedelta) -> MaintenanceResult:
-    """Expire the lake's snapshots older than ``keep`` and delete the files no remaining snapshot reads.
+def maintain(location: WarehouseLocation, keep: timedelta) -> MaintenanceResult:
+    """Compact the lake's small files, expire its snapshots older than ``keep`` and delete the files no remaining
+    snapshot reads.
 
-    DuckLake never deletes a file by itself: every re-run of a partition leaves the replaced Parquet behind for time
-    travel. Within ``keep`` a table can still be read as of an earlier snapshot; after this, not.
+    Each daily run adds about one small Parquet file per table, and DuckLake never deletes a file by itself: every
+    re-run of a partition leaves the replaced one behind for time travel. Merging adjacent files rewrites the small
+    ones into larger ones without changing what any snapshot reads (time travel still works); the merged-away files
+    and those only expired snapshots read are then deleted. Within ``keep`` a table can still be read as of an earlier
+    snapshot; after this, not.
     """
     seconds = int(keep.total_seconds())
+    alias = _quote(LAKE_ALIAS)
     with location.connect(read_only=False) as con:
-        before = con.sql(f"select count(*) from ducklake_snapshots({_quote(LAKE_ALIAS)})").fetchone()[0]  # type: ignore[index]
-        con.execute(
-            f"call ducklake_expire_snapshots({_quote(LAKE_ALIAS)}, older_than => now() - to_seconds({seconds}::bigint))"
-        )
-        deleted = con.sql(f"call ducklake_cleanup_old_files({_quote(LAKE_ALIAS)}, cleanup_all => true)").fetchall()
-        after = con.sql(f"select count(*) from ducklake_snapshots({_quote(LAKE_ALIAS)})").fetchone()[0]  # type: ignore[index]
-    return MaintenanceResult(snapshots_before=int(before), snapshots_after=int(after), files_deleted=len(deleted))
+        before = con.sql(f"select count(*) from ducklake_snapshots({alias})").fetchone()[0]  # type: ignore[index]
+        # One row per table compacted: (schema, table, files processed, files created).
+        merged = con.sql(f"call ducklake_merge_adjacent_files({alias})").fetchall()
+        con.execute(f"call ducklake_expire_snapshots({alias}, older_than => now() - to_seconds({seconds}::bigint))")
+        deleted = con.sql(f"call ducklake_cleanup_old_files({alias}, cleanup_all => true)").fetchall()
+        after = con.sql(f"select count(*) from ducklake_snapshots({alias})").fetchone()[0]  # type: ignore[index]
+    return MaintenanceResult(
+        files_merged=sum(int(row[2]) - int(row[3]) for row in merged),
+        snapshots_before=int(before),
+        snapshots_after=int(after),
+        files_deleted=len(deleted),
+    )

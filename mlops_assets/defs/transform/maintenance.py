@@ -1,8 +1,9 @@
 """Warehouse maintenance: DuckLake keeps every replaced Parquet file for time travel until told otherwise.
 
-Every re-run of a partition (a re-delivered day, a backfill) commits a new snapshot and leaves the rows it replaced
-in files that only older snapshots read. ``warehouse_maintenance`` expires the snapshots older than ``keep_days`` and
-deletes the files no remaining snapshot reads. It is housekeeping of storage, not of data freshness, so it runs on
+Every daily run adds small Parquet files, and every re-run of a partition (a re-delivered day, a backfill) commits a
+new snapshot and leaves the rows it replaced in files that only older snapshots read. ``warehouse_maintenance``
+merges adjacent small files, expires the snapshots older than ``keep_days`` and deletes the files no remaining
+snapshot reads. It is housekeeping of storage, not of data freshness, so it runs on
 the wall clock (nightly) rather than on data arrival; it takes the warehouse pool like every other writer.
 """
 
@@ -11,7 +12,7 @@ from datetime import timedelta
 import dagster as dg
 
 from mlops_assets.defs.common import WAREHOUSE_POOL, LakeResource
-from mlops_assets.lib.warehouse import expire_and_clean
+from mlops_assets.lib.warehouse import maintain
 
 
 class MaintenanceConfig(dg.Config):
@@ -20,7 +21,8 @@ class MaintenanceConfig(dg.Config):
 
 
 @dg.op(
-    description="Expire warehouse snapshots older than keep_days and delete the files no snapshot reads any more.",
+    description="Merge the warehouse's small files, expire snapshots older than keep_days and delete the files no "
+    "snapshot reads any more.",
     pool=WAREHOUSE_POOL,
     retry_policy=dg.RetryPolicy(max_retries=3, delay=30),
 )
@@ -29,13 +31,15 @@ def expire_warehouse_snapshots(
 ) -> dg.Output[None]:
     if config.keep_days < 0:
         raise dg.Failure(f"keep_days={config.keep_days} must be 0 or more (days of snapshots kept for time travel)")
-    result = expire_and_clean(lake.warehouse.location(), keep=timedelta(days=config.keep_days))
+    result = maintain(lake.warehouse.location(), keep=timedelta(days=config.keep_days))
     context.log.info(
-        f"snapshots {result.snapshots_before} -> {result.snapshots_after}; {result.files_deleted} files deleted"
+        f"{result.files_merged} files merged away; snapshots {result.snapshots_before} -> {result.snapshots_after}; "
+        f"{result.files_deleted} files deleted"
     )
     return dg.Output(
         None,
         metadata={
+            "files_merged": result.files_merged,
             "snapshots_before": result.snapshots_before,
             "snapshots_after": result.snapshots_after,
             "files_deleted": result.files_deleted,
@@ -43,7 +47,7 @@ def expire_warehouse_snapshots(
     )
 
 
-@dg.job(description="Expire old DuckLake snapshots and delete the Parquet files they alone read.")
+@dg.job(description="Compact the DuckLake's small files, expire old snapshots and delete the files no one reads.")
 def warehouse_maintenance() -> None:
     expire_warehouse_snapshots()
 
