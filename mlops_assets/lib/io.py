@@ -50,7 +50,7 @@ def modified_times(folder: str | Path, suffix: str) -> dict[str, float]:
     was last written (epoch seconds); empty when the folder does not exist."""
     fs, root = fsspec.core.url_to_fs(str(folder))
     try:
-        entries = fs.ls(root, detail=True, refresh=True) if "://" in str(folder) else fs.ls(root, detail=True)
+        entries = fs.ls(root, detail=True, refresh=True)  # an object store's listing is cached otherwise
     except FileNotFoundError:
         return {}
     times: dict[str, float] = {}

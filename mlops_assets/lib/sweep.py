@@ -210,26 +210,18 @@ def _tune(
         tuner.fit()
 
 
-def _drive(
-    train: ModelData,
-    valid: ModelData,
-    settings: SweepSettings,
-    trial_configs: list[dict[str, Any]],
-    scheduler: Any,
-    collector: Any,
-) -> None:
-    """Run :func:`_tune` here; as a Ray Client, as one task on the cluster (a client's ``tune.with_parameters`` puts
-    the data where the cluster's Tune cannot find it), applying the relayed trial events here while it runs, so
-    progress is logged and MLflow child runs written by this process as with a local Ray."""
+def _drive(collector: Any, *tune_args: Any) -> None:
+    """Run :func:`_tune` (with ``tune_args`` then ``collector``) here; as a Ray Client, as one task on the cluster (a
+    client's ``tune.with_parameters`` puts the data where the cluster's Tune cannot find it), applying the relayed
+    trial events here while it runs, so progress is logged and MLflow child runs written by this process as with a
+    local Ray."""
     if collector.relay is None:
-        _tune(train, valid, settings, trial_configs, scheduler, collector)
+        _tune(*tune_args, collector)
         return
     import ray
 
     # No CPU of its own: the trials' resources are the sweep's; the task only waits for Tune.
-    pending = ray.remote(num_cpus=0, max_retries=0)(_tune).remote(
-        train, valid, settings, trial_configs, scheduler, collector
-    )
+    pending = ray.remote(num_cpus=0, max_retries=0)(_tune).remote(*tune_args, collector)
     while True:
         ready, _ = ray.wait([pending], timeout=0.5)
         collector.drain()
@@ -265,7 +257,7 @@ def run_sweep(
     started = time.perf_counter()
     with ray_session(ray_address, num_cpus=num_cpus) as ray_start_s:
         collector = TrialCollector(total, on_trial_complete, relay=_client_relay())
-        _drive(train, valid, settings, trial_configs, scheduler, collector)
+        _drive(collector, train, valid, settings, trial_configs, scheduler)
     wall_s = time.perf_counter() - started
     trials = sorted(collector.records.values(), key=lambda t: t.index)
     # The result as the halving rule defines it: a trial that kept training while its decision waited on an earlier
