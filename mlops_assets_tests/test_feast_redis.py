@@ -69,13 +69,14 @@ def test_production_profile_serves_from_redis(warehouse: Warehouse, redis_port: 
 
     # Our serving reader (one pipelined HMGET per view) answers exactly what Feast's generic lookup answers,
     # for every view and feature at once, unknown keys included.
-    keyed = with_intraday_keys(valid.select("flight_date", "route", "carrier", "origin", "tailnum").head(40))
+    keyed = with_intraday_keys(valid.select("flight_date", "route", "carrier", "origin", "dest", "tailnum").head(40))
     rows = [
         {key: value for key, value in row.items() if key != "flight_date"} for row in keyed.to_dicts()
     ] + [
         {
-            "route": "XXX-YYY", "carrier": "XX", "origin": "XXX", "tailnum": "N0",
-            "origin_day": "XXX|2013-01-01", "carrier_origin_day": "XX|XXX|2013-01-01", "tail_day": "N0|2013-01-01",
+            "route": "XXX-YYY", "carrier": "XX", "origin": "XXX", "dest": "YYY", "tailnum": "N0",
+            "origin_day": "XXX|2013-01-01", "carrier_origin_day": "XX|XXX|2013-01-01", "carrier_day": "XX|2013-01-01",
+            "dest_day": "YYY|2013-01-01", "tail_day": "N0|2013-01-01",
         }
     ]  # fmt: skip
     features = [f"{spec.name}:{name}" for spec in FEATURE_VIEWS for name in spec.features]

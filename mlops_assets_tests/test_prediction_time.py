@@ -81,7 +81,7 @@ def _temperature_an_hour_early(row: dict) -> float | None:
 
 
 def _expected_intraday(row: dict) -> dict:
-    return truth.intraday(row["flight_date"], row["carrier"], row["origin"], row["tailnum"], row["prediction_ts"])
+    return truth.intraday(row["flight_id"], row["prediction_ts"])
 
 
 def _expected_plane(row: dict) -> dict:
@@ -227,10 +227,9 @@ def test_replayed_departures_online_equal_the_training_values(feature_lake: Ware
     )
     store.ensure_applied()
     schedule = read_warehouse_inputs(feature_lake.location, day, day).schedule
-    keys = with_intraday_keys(schedule.select("flight_date", "carrier", "origin", "tailnum")).unique(
-        ["origin_day", "carrier_origin_day", "tail_day"]
-    )
     live = [spec for spec in FEATURE_VIEWS if spec.live]
+    live_keys = [spec.join_key for spec in live]
+    keys = with_intraday_keys(schedule.select("flight_date", "carrier", "origin", "dest", "tailnum")).unique(live_keys)
     tables = read_entity_tables(lake, live)
     day_frame = build_training_frame(lake, day, day)
     moments = sorted(set(day_frame["prediction_ts"].to_list()))
@@ -262,7 +261,7 @@ def test_replayed_departures_online_equal_the_training_values(feature_lake: Ware
         # The flights predicted exactly at T were trained on these very values.
         predicted = with_intraday_keys(day_frame.filter(pl.col("prediction_ts") == moment))
         refs = [f"{spec.name}:{name}" for spec in live for name in spec.features]
-        rows = predicted.select("origin_day", "carrier_origin_day", "tail_day").to_dicts()
+        rows = predicted.select(live_keys).to_dicts()
         online = store.get_store().get_online_features(features=refs, entity_rows=rows).to_dict()
         for name in INTRADAY_FEATURE_COLUMNS:
             assert all(truth.same(a, b) for a, b in zip(online[name], predicted[name], strict=True)), name

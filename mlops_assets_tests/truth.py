@@ -40,6 +40,7 @@ def _number(text: str | None) -> float | None:
 class RawFlight:
     day: date
     carrier: str
+    number: str
     origin: str
     dest: str
     tailnum: str | None
@@ -52,6 +53,10 @@ class RawFlight:
     @property
     def delayed(self) -> int:
         return int(self.arr_delay is None or self.arr_delay >= 15)
+
+    @property
+    def flight_id(self) -> str:
+        return f"{self.day.isoformat()}_{self.carrier}{self.number}_{self.origin}"
 
     @property
     def route(self) -> str:
@@ -94,6 +99,7 @@ def flights() -> tuple[RawFlight, ...]:
             RawFlight(
                 day=day,
                 carrier=r["carrier"],
+                number=r["flight"],
                 origin=r["origin"],
                 dest=r["dest"],
                 tailnum=None if r["tailnum"] in (None, "NA") else r["tailnum"],
@@ -173,31 +179,64 @@ def _airport_state(prefix: str, same: list[RawFlight], moment: datetime) -> dict
     }
 
 
-def intraday(flight_day: date, carrier: str, origin: str, tailnum: str, moment: datetime) -> dict[str, object]:
-    """The operating day's state by ``moment``; before the day begins there is none."""
+def _tail_state(legs: list[RawFlight], moment: datetime, sched_dep: datetime) -> dict[str, object]:
+    """The aircraft's day by ``moment``: what left, what the schedule has passed, the latest known outcome."""
+    left = sorted((f for f in legs if f.dep is not None and f.dep <= moment), key=lambda f: f.dep)  # type: ignore[arg-type,return-value]
+    passed = sorted((f for f in legs if f.sched_dep <= moment), key=lambda f: f.sched_dep)
+    known = sorted((f for f in legs if f.known_at <= moment), key=lambda f: f.known_at)
+    last_sched = passed[-1].sched_dep.hour * 60 + passed[-1].sched_dep.minute if passed else None
+    return {
+        "tail_departed_today": len(left),
+        "tail_last_dep_delay_today": left[-1].dep_delay if left else None,
+        "tail_scheduled_today": len(passed),
+        "tail_last_sched_dep_minute_today": last_sched,
+        "tail_last_outcome_late_today": known[-1].delayed if known else None,
+        "tail_last_arr_delay_today": known[-1].arr_delay if known else None,
+        "tail_sched_gap_minutes": (
+            sched_dep.hour * 60 + sched_dep.minute - last_sched if last_sched is not None else None
+        ),
+    }
+
+
+@cache
+def _by_id() -> dict[str, RawFlight]:
+    return {flight.flight_id: flight for flight in flights()}
+
+
+def intraday(flight_id: str, moment: datetime) -> dict[str, object]:
+    """The state of the flight's operating day by ``moment``; before the day begins there is none."""
     names = (
         *(
             f"{p}_{s}_today"
-            for p in ("origin", "carrier_origin")
+            for p in ("origin", "carrier_origin", "carrier")
             for s in ("departed", "mean_dep_delay", "late_share", "pending")
         ),
+        "dest_outcomes_today",
+        "dest_late_share_today",
         "tail_departed_today",
         "tail_last_dep_delay_today",
+        "tail_scheduled_today",
+        "tail_last_sched_dep_minute_today",
+        "tail_last_outcome_late_today",
+        "tail_last_arr_delay_today",
+        "tail_sched_gap_minutes",
     )
-    if moment < datetime(flight_day.year, flight_day.month, flight_day.day):
+    own = _by_id()[flight_id]
+    if moment < datetime(own.day.year, own.day.month, own.day.day):
         return dict.fromkeys(names)
-    day = _by_day()[flight_day]
-    at_origin = [f for f in day if f.origin == origin]
-    state = {
+    day = _by_day()[own.day]
+    at_origin = [f for f in day if f.origin == own.origin]
+    known_at_dest = [f for f in day if f.dest == own.dest and f.known_at <= moment]
+    return {
         **_airport_state("origin", at_origin, moment),
-        **_airport_state("carrier_origin", [f for f in at_origin if f.carrier == carrier], moment),
+        **_airport_state("carrier_origin", [f for f in at_origin if f.carrier == own.carrier], moment),
+        **_airport_state("carrier", [f for f in day if f.carrier == own.carrier], moment),
+        "dest_outcomes_today": len(known_at_dest),
+        "dest_late_share_today": (
+            sum(f.delayed for f in known_at_dest) / len(known_at_dest) if known_at_dest else None
+        ),
+        **_tail_state([f for f in day if f.tailnum == own.tailnum], moment, own.sched_dep),
     }
-    legs = sorted(
-        (f for f in day if f.tailnum == tailnum and f.dep is not None and f.dep <= moment), key=lambda f: f.dep
-    )
-    state["tail_departed_today"] = len(legs)
-    state["tail_last_dep_delay_today"] = legs[-1].dep_delay if legs else None
-    return state
 
 
 @cache

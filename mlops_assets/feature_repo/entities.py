@@ -17,8 +17,17 @@ carrier_origin_day = Entity(
     value_type=ValueType.STRING,
     description="carrier|origin|operating day",
 )
+carrier_day = Entity(
+    name="carrier_day", join_keys=["carrier_day"], value_type=ValueType.STRING, description="carrier|operating day"
+)
+dest_day = Entity(
+    name="dest_day", join_keys=["dest_day"], value_type=ValueType.STRING, description="destination|operating day"
+)
 tail_day = Entity(
     name="tail_day", join_keys=["tail_day"], value_type=ValueType.STRING, description="tail number|operating day"
 )
 
-ENTITIES = {entity.name: entity for entity in (route, carrier, origin, plane, origin_day, carrier_origin_day, tail_day)}
+ENTITIES = {
+    entity.name: entity
+    for entity in (route, carrier, origin, plane, origin_day, carrier_origin_day, carrier_day, dest_day, tail_day)
+}

@@ -9,9 +9,9 @@ row, so a re-run replaces exactly its own rows. Where each view's rows come from
   day: an entity with no known outcome in its window has no statistics, as in dbt.
 - ``origin_weather``: the weather record each flight used, stamped at the end of its hour (``available_at``).
 - ``plane_attributes``: the aircraft registry values, stamped at the start of each day the plane was predicted on.
-- ``origin_today``, ``carrier_origin_today``, ``tail_today``: the intraday state after each departure event
-  (:mod:`mlops_assets.lib.intraday`). Live views: online, they are fed by the departure push sources, not by the
-  daily ``feature_store`` write.
+- ``origin_today``, ``carrier_origin_today``, ``carrier_today``, ``dest_today``, ``tail_today``: the intraday state
+  after each departure and outcome event (:mod:`mlops_assets.lib.intraday`). Live views: online, they are fed by the
+  departure feed's push sources, not by the daily ``feature_store`` write.
 """
 
 from __future__ import annotations
@@ -117,7 +117,11 @@ FEATURE_VIEWS: tuple[FeatureViewSpec, ...] = (
     _intraday_spec(
         "carrier_origin_today", "carrier_origin_day", "the carrier's departures from the origin so far that day"
     ),
-    _intraday_spec("tail_today", "tail_day", "the aircraft's departures so far that day and the latest delay"),
+    _intraday_spec("carrier_today", "carrier_day", "the carrier's departures from every origin so far that day"),
+    _intraday_spec("dest_today", "dest_day", "outcomes known so far that day of the flights to the destination"),
+    _intraday_spec(
+        "tail_today", "tail_day", "the aircraft's departures, schedule and latest known outcome so far that day"
+    ),
 )
 FEATURE_VIEWS_BY_NAME: dict[str, FeatureViewSpec] = {spec.name: spec for spec in FEATURE_VIEWS}
 STATS_VIEWS: tuple[FeatureViewSpec, ...] = tuple(spec for spec in FEATURE_VIEWS if spec.name.endswith("_delay_stats"))

@@ -27,7 +27,7 @@ import polars as pl
 from mlops_assets.lib.feature_contract import KEY_COLUMN, LABEL_COLUMN, TIMESTAMP_COLUMN
 from mlops_assets.lib.feature_paths import entity_table_uri, partition_uri
 from mlops_assets.lib.feature_views import FEATURE_VIEWS, FeatureViewSpec
-from mlops_assets.lib.intraday import with_intraday_keys
+from mlops_assets.lib.intraday import with_derived_features, with_intraday_keys
 
 # Known at request time from the schedule itself (the serving request carries them); everything else comes from
 # the entity views as of the row's timestamp.
@@ -117,4 +117,4 @@ def build_training_frame(lake_root: str, start: date, end: date) -> pl.DataFrame
     """The training frame for flights of ``start..end``: key, timestamp, request columns, view features, label."""
     validated = read_validated(lake_root, start, end)
     spine = with_intraday_keys(validated.select(KEY_COLUMN, TIMESTAMP_COLUMN, *REQUEST_COLUMNS, LABEL_COLUMN))
-    return point_in_time_join(spine, read_entity_tables(lake_root))
+    return with_derived_features(point_in_time_join(spine, read_entity_tables(lake_root)))

@@ -23,7 +23,7 @@ from mlops_assets.lib.feature_contract import (
     TIMESTAMP_COLUMN,
 )
 from mlops_assets.lib.feature_views import FEATURE_VIEWS
-from mlops_assets.lib.intraday import INTRADAY_FEATURE_COLUMNS
+from mlops_assets.lib.intraday import INTRADAY_COLUMNS
 from mlops_assets.lib.point_in_time import REQUEST_COLUMNS
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ _SERVABLE = {*REQUEST_COLUMNS, *(name for spec in FEATURE_VIEWS for name in spec
 # of time"); the intraday features carry the same signal, fresher.
 MODEL_FEATURE_COLUMNS: tuple[str, ...] = (
     *(name for name in FEATURE_COLUMNS if name in _SERVABLE and name not in HISTORICAL_STAT_COLUMNS),
-    *INTRADAY_FEATURE_COLUMNS,
+    *INTRADAY_COLUMNS,
 )
 MODEL_CATEGORICAL_COLUMNS: tuple[str, ...] = tuple(name for name in CATEGORICAL_COLUMNS if name in _SERVABLE)
 

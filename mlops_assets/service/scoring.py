@@ -4,7 +4,8 @@ The path is the training path wherever one exists, so serving cannot drift from 
 
 - the request columns are :data:`mlops_assets.lib.point_in_time.REQUEST_COLUMNS`, derived from the schedule the way
   dbt's ``flights_enriched`` and :func:`mlops_assets.lib.feature_contract.prepare_model_rows` derive them;
-- the intraday day keys come from :func:`mlops_assets.lib.intraday.with_intraday_keys`;
+- the intraday day keys come from :func:`mlops_assets.lib.intraday.with_intraday_keys`, and the features of a row's
+  schedule against its joined state from :func:`mlops_assets.lib.intraday.with_derived_features`;
 - entity features come from the online views of :data:`mlops_assets.lib.feature_views.FEATURE_VIEWS`, and a value
   is used only as the point-in-time join would use it: stamped at or before the prediction time and within the view's
   TTL (Feast's online read applies neither);
@@ -37,7 +38,7 @@ from mlops_assets.lib.feature_contract import (
     TIMESTAMP_COLUMN,
 )
 from mlops_assets.lib.feature_views import FEATURE_VIEWS, FeatureViewSpec
-from mlops_assets.lib.intraday import with_intraday_keys
+from mlops_assets.lib.intraday import with_derived_features, with_intraday_keys
 from mlops_assets.lib.point_in_time import REQUEST_COLUMNS
 from mlops_assets.lib.prediction_log import (
     CHAMPION_SCORE,
@@ -298,7 +299,9 @@ def build_inputs(frame: pl.DataFrame, online: OnlineValues, vocabulary: Category
             values = online.values.get(name, [None] * height)
             columns[name] = pl.Series(name, [v if ok else None for v, ok in zip(values, usable, strict=True)], dtype)
     # model_data needs a label column; its value is never read on this path.
-    joined = frame.with_columns(columns.values()).with_columns(pl.lit(0, pl.Int8).alias(LABEL_COLUMN))
+    joined = with_derived_features(frame.with_columns(columns.values())).with_columns(
+        pl.lit(0, pl.Int8).alias(LABEL_COLUMN)
+    )
     # A tail the store has never seen has no plane_attributes row at all (an old row is stale, not unknown).
     plane_stamps = online.event_times.get("plane_attributes", [None] * height)
     for index, row in enumerate(joined.iter_rows(named=True)):
