@@ -115,7 +115,7 @@ def main() -> int:
     valid = outcome.valid
 
     spine = with_intraday_keys(
-        valid.select("flight_id", "prediction_ts", "flight_date", "route", "carrier", "origin", "tailnum")
+        valid.select("flight_id", "prediction_ts", "flight_date", "route", "carrier", "origin", "dest", "tailnum")
     )
     fresh_all = feature_tables(valid, read_warehouse_inputs(warehouse, date(2013, 1, 1), date(2013, 12, 31)))
     tables_all = {spec.name: merge_entity_table(spec, None, fresh_all[spec.name], []) for spec in FEATURE_VIEWS}

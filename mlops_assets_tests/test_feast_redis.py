@@ -14,6 +14,8 @@ from mlops_assets.lib.feature_validation import validate_features
 from mlops_assets.lib.feature_views import FEATURE_VIEWS, feature_tables, merge_entity_table, read_warehouse_inputs
 from mlops_assets.lib.intraday import with_intraday_keys
 from mlops_assets.lib.io import parquet_bytes, write_bytes_atomic
+from mlops_assets.service.runtime import OnlineFeatures
+from mlops_assets.service.scoring import SERVING_VIEWS
 from mlops_assets.settings import load_settings
 from mlops_assets_tests.conftest import Warehouse
 from mlops_assets_tests.servers import redis_server
@@ -85,3 +87,15 @@ def test_production_profile_serves_from_redis(warehouse: Warehouse, redis_port: 
     # Pushed intraday values are served: the end-of-day state of the first flight's origin.
     origin_today = tables["origin_today"].filter(pl.col("origin_day") == rows[0]["origin_day"]).sort("event_ts")
     assert expected["origin_departed_today"][0] == origin_today["origin_departed_today"][-1] > 0
+
+    # The service's fetch on Redis (its store-specific part; the rest of the scoring path is the SQLite one): every
+    # serving view's values are Feast's, each row's stamp is the stored row's event_ts, and no view is unavailable.
+    fetched = OnlineFeatures(store.online_reader(), store.get_store()).fetch(rows)
+    assert fetched.unavailable == {}
+    for spec in SERVING_VIEWS:
+        for name in spec.features:
+            assert fetched.values[name] == expected[name], f"{spec.name}.{name}"
+        assert fetched.event_times[spec.name][-1] is None, spec.name  # the unknown row
+    assert fetched.event_times["origin_today"][0] == origin_today["event_ts"][-1]
+    dest_today = tables["dest_today"].filter(pl.col("dest_day") == rows[0]["dest_day"]).sort("event_ts")
+    assert fetched.event_times["dest_today"][0] == dest_today["event_ts"][-1]

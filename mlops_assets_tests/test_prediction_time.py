@@ -188,6 +188,14 @@ MISSINGNESS_EXCEPTIONS: dict[str, str] = {
     # propagated to yet. Known at T by definition (no departure by T), and the reason the feature exists. Measured
     # over the year: indicator AUC 0.450 (flights on an aircraft's first leg are less often delayed).
     "tail_last_dep_delay_today": "the aircraft's first departure of the day",
+    # Missing means no earlier departure of the aircraft was scheduled by T: again its first leg of the day, known
+    # from the schedule alone. Measured over the year: indicator AUC 0.446 for both.
+    "tail_last_sched_dep_minute_today": "the aircraft's first scheduled departure of the day",
+    "tail_sched_gap_minutes": "the aircraft's first scheduled departure of the day",
+    # Missing means no flight to the destination has an outcome yet that day at T: the early-morning departures,
+    # before any of the day's flights there has landed. Known at T by definition (no arrival by T); early flights are
+    # less often delayed. Measured over the year: indicator AUC 0.422.
+    "dest_late_share_today": "no flight to the destination has landed yet that day",
 }
 
 
