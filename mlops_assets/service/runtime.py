@@ -100,11 +100,13 @@ class OnlineFeatures:
         if self._config.online_store.type != "sqlite":
             from feast.infra.online_stores.helpers import get_online_store_from_config
 
-            # Redis (production): the store's own read returns each row's stamp next to its values.
+            # Redis (production): the store's own read returns each row's stamp next to its values. A key it has never
+            # stored comes back with empty values stamped at the Unix epoch (it has no `_ts:<view>` field;
+            # test_feast_redis): that is no row, or an unknown tail would read as a stale one and not be flagged.
             lookup = self._store.get_stream_feature_view if view.endswith("_today") else self._store.get_feature_view
             online_store = get_online_store_from_config(self._config.online_store)
             found = online_store.online_read(self._config, lookup(view), keys, None)
-            return [_wall_clock(stamp) if stamp is not None else None for stamp, _ in found]
+            return [_wall_clock(stamp) if stamp is not None and stamp.timestamp() > 0 else None for stamp, _ in found]
         version = self._config.entity_key_serialization_version
         encoded = [serialize_entity_key(key, entity_key_serialization_version=version) for key in keys]
         unique = list(dict.fromkeys(encoded))
