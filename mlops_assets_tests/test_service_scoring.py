@@ -375,9 +375,9 @@ def _three_flights() -> list[FlightRequest]:
 
 
 def _narrow(data: Any, columns: int) -> Any:
-    """Training data with only the first ``columns`` features: a booster that loads but cannot score the serving
-    matrix (LightGBM refuses a row with another number of features)."""
-    names = data.feature_names[:columns]
+    """Training data with only the first ``columns`` features, the last renamed to one serving no longer builds: a
+    booster that loads but cannot score the serving matrix (``LoadedModel.predict`` names the missing column)."""
+    names = (*data.feature_names[: columns - 1], "retired_feature")
     return dataclasses.replace(
         data,
         features=np.ascontiguousarray(data.features[:, :columns]),
