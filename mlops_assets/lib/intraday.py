@@ -267,15 +267,19 @@ class IntradayAggregator:
             for view, key in flight.departure_keys.items()
         ]
         tail = self._tails.setdefault(flight.tail_key, _TailState()) if flight.tail_key is not None else None
-        changed = [(view, key) for view, key, _ in departure_states]
+        departures = [(view, key) for view, key, _ in departure_states]
+        changed: list[tuple[str, str]]
         if kind == _Event.DAY_STARTS:
             self._outcomes.setdefault(flight.dest_key, _OutcomeState())
-            changed.append((DEST_TODAY, flight.dest_key))
+            changed = [*departures, (DEST_TODAY, flight.dest_key)]
         elif kind == _Event.SCHEDULED_DEPARTURE_PASSES:
             scheduled_passed.add(index)
+            # A flight that left early was never pending: the departure views do not change.
+            changed = []
             if index not in departed:
                 for _, _, state in departure_states:
                     state.pending += 1
+                changed = departures
             if tail is not None:
                 tail.scheduled += 1
                 tail.last_sched_minute = flight.sched_dep_ts.hour * 60 + flight.sched_dep_ts.minute
@@ -288,6 +292,7 @@ class IntradayAggregator:
                 state.late += int(delay > LATE_MINUTES)
                 if index in scheduled_passed:
                     state.pending -= 1
+            changed = departures
             if tail is not None:
                 tail.departed += 1
                 tail.last_delay = delay
@@ -299,10 +304,6 @@ class IntradayAggregator:
             if tail is not None:
                 tail.last_outcome_late = flight.is_delayed
                 tail.last_arr_delay = flight.arr_delay
-        if kind == _Event.OUTCOME_KNOWN or (kind == _Event.SCHEDULED_DEPARTURE_PASSES and index in departed):
-            # Neither changes the departure views: an outcome is not a departure, and a flight that left early was
-            # never pending.
-            changed = [pair for pair in changed if pair[0] not in _DEPARTURE_PREFIXES]
         if flight.tail_key is not None:
             changed.append((TAIL_TODAY, flight.tail_key))
         return changed

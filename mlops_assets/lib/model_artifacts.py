@@ -8,6 +8,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,12 @@ class LoadedModel:
     def partition(self) -> str | None:
         return self.tags.get(PARTITION_TAG)
 
+    @cached_property
+    def feature_names(self) -> tuple[str, ...]:
+        """The booster's input columns, read once: LightGBM's ``feature_name()`` costs more than a one-row predict
+        (17 us against 15 us), and serving asks on every request."""
+        return tuple(self.booster.feature_name())
+
     def predict(self, features: np.ndarray, names: Sequence[str] = MODEL_FEATURE_COLUMNS) -> np.ndarray:
         """The booster's probability, then the model's own calibrator, for a matrix whose columns are ``names``.
 
@@ -52,8 +59,8 @@ class LoadedModel:
         One thread: the callers score a request, a day or a week (at most a few thousand rows), where LightGBM's
         OpenMP threads cost more than they save, and far more on a busy node (a 100-row predict: 4.1 ms with the
         default threads against 0.20 ms with one, under load)."""
-        own = self.booster.feature_name()
-        if list(names) != own:
+        own = self.feature_names
+        if tuple(names) != own:
             position = {name: index for index, name in enumerate(names)}
             missing = [name for name in own if name not in position]
             if missing:
