@@ -6,6 +6,7 @@ import argparse
 import sys
 import time as clock
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -296,7 +297,7 @@ TRAINED_MODEL_ASSET = "trained_model"
 PROGRESS_EVERY_S = 30.0
 
 
-def _registered_model_tags(client: MlflowClient, name: str) -> dict[str, str]:
+def registered_model_tags(client: MlflowClient, name: str) -> dict[str, str]:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -323,11 +324,9 @@ def _replay_day(
     day: date,
     timeout_s: float,
 ) -> ReplayDay:
-    from mlops_assets.lib import replay
     from mlops_assets.lib.replay_daemon import wait_until_settled
 
-    name = settings.registered_model_name
-    before = _registered_model_tags(client, name)
+    before = registered_model_tags(client, settings.registered_model_name)
     started = clock.time()
     land_days(settings.landing_root, day, day)
 
@@ -335,9 +334,28 @@ def _replay_day(
         print(f"  {day}: {elapsed_s:4.0f} s, {len(runs)} run(s) so far, waiting for {waiting}", flush=True)
 
     outcome = wait_until_settled(server, watched, started, timeout_s, progress, PROGRESS_EVERY_S)
-    runs, status = outcome.runs, "ok" if outcome.settled else "timeout"
     profiled, metadata = _day_profile(server, day, started)
-    promotions, rollbacks = replay.alias_moves(before, _registered_model_tags(client, name))
+    after = registered_model_tags(client, settings.registered_model_name)
+    return day_record(
+        day, started, outcome.runs, "ok" if outcome.settled else "timeout", profiled, metadata, before, after
+    )
+
+
+def day_record(
+    day: date,
+    started: float,
+    runs: list[Run],
+    status: str,
+    profiled: bool,
+    metadata: dict[str, object],
+    tags_before: dict[str, str],
+    tags_after: dict[str, str],
+) -> ReplayDay:
+    """What a replayed day left, whichever driver replayed it: the runs since it landed (epoch ``started``), whether
+    and with what figures its drift_profile was recorded, and the registered model's tags before and after."""
+    from mlops_assets.lib import replay
+
+    promotions, rollbacks = replay.alias_moves(tags_before, tags_after)
     trained = sorted({r.tags.get("dagster/partition", "?") for r in runs if TRAINED_MODEL_ASSET in r.assets})
     retrains = [r for r in runs if RETRAIN_REASON_TAG in r.tags]
     return replay.ReplayDay(
@@ -356,7 +374,7 @@ def _replay_day(
     )
 
 
-def _progress_line(r: ReplayDay) -> str:
+def progress_line(r: ReplayDay) -> str:
     figures = (
         f"rows {r.rows if r.rows is not None else '-':>5}  "
         + (f"drift {r.drift_excess:+.3f}  " if r.drift_excess is not None else "drift   -     ")
@@ -375,7 +393,7 @@ def _progress_line(r: ReplayDay) -> str:
     )
 
 
-def _replay_outputs(records: list[ReplayDay], threshold: float, out: Path) -> None:
+def replay_outputs(records: list[ReplayDay], threshold: float, out: Path) -> None:
     from mlops_assets.lib import replay
 
     replay.write_csv(records, out / "replay.csv")
@@ -403,7 +421,7 @@ def _replay_paths(args: argparse.Namespace) -> tuple[dict[str, str], Settings, P
     return env, settings, Path(home).expanduser().resolve(), out
 
 
-def _replay_summary(records: list[ReplayDay], threshold: float, out: Path) -> str:
+def replay_summary(records: list[ReplayDay], threshold: float, out: Path) -> str:
     from mlops_assets.lib import replay
 
     summary = replay.summarise(records, threshold)
@@ -416,9 +434,49 @@ def _replay_summary(records: list[ReplayDay], threshold: float, out: Path) -> st
     )
 
 
-def _replay(args: argparse.Namespace) -> int:
-    """Replay days through the real automation path under a `dagster dev`, recording each day's figures."""
+def run_replay(
+    days: list[date],
+    threshold: float,
+    out: Path,
+    replay_one: Callable[[date], ReplayDay],
+    echo: Callable[[str], None] = print,
+) -> int:
+    """Replay ``days`` one at a time with ``replay_one`` (either driver), rewriting OUT/replay.csv after every day and
+    drawing OUT/replay.png at the end or on Ctrl-C / SIGTERM. The days before the first of an earlier replay into the
+    same OUT are kept, so a long replay can run in pieces. 0 when every day was replayed and profiled in time."""
     import signal
+
+    from mlops_assets.lib import replay
+
+    csv_path = out / "replay.csv"
+    earlier = [r for r in replay.read_csv(csv_path) if r.day < days[0]] if csv_path.exists() else []
+    if earlier:
+        echo(f"keeping {len(earlier)} earlier day(s) of {csv_path} ({earlier[0].day} .. {earlier[-1].day})")
+    records: list[ReplayDay] = []
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    try:
+        for day in days:
+            records.append(replay_one(day))
+            echo(progress_line(records[-1]))
+            replay.write_csv([*earlier, *records], csv_path)
+    except KeyboardInterrupt:
+        echo(f"interrupted after {len(records)} day(s)")
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+        if records:  # a replay that did not get through a day leaves an earlier replay's files alone
+            replay_outputs([*earlier, *records], threshold, out)
+    if not records:
+        echo(f"no day replayed; nothing written to {out}")
+        return 1
+    echo(replay_summary([*earlier, *records], threshold, out))
+    on_time = all(record.profiled for record in records)
+    return 0 if len(records) == len(days) and on_time else 1
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """Replay days through the real automation path, recording each day's figures: under a `dagster dev` (daemon),
+    or with the same sensors and conditions ticked in a child process (in-process)."""
+    import subprocess
 
     from mlflow.tracking import MlflowClient
 
@@ -427,44 +485,36 @@ def _replay(args: argparse.Namespace) -> int:
     from mlops_assets.lib.replay_daemon import DagsterDevError, dagster_dev, ensure_running, sensors
 
     env, settings, home, out = _replay_paths(args)
-    csv_path = out / "replay.csv"
     if args.plot_only:
-        records = replay.read_csv(csv_path)
-        _replay_outputs(records, settings.drift_threshold, out)
+        records = replay.read_csv(out / "replay.csv")
+        replay_outputs(records, settings.drift_threshold, out)
         print(f"re-drew {out / 'replay.png'} from {len(records)} day(s)")
         return 0
     days = list(days_between(args.start, args.end))
+    print(
+        f"replaying {days[0]} .. {days[-1]} ({len(days)} days, driver {args.driver}) with DAGSTER_HOME={home}, "
+        f"data in {settings.data_dir}",
+        flush=True,
+    )
+    if args.driver == "in-process":
+        # Its own process: the definitions read their settings from the environment at import.
+        command = [sys.executable, "-m", "mlops_assets.replay_inprocess", days[0].isoformat(), days[-1].isoformat()]
+        command += ["--out", str(out), "--max-ticks", str(args.max_ticks)]
+        return subprocess.run(command, env={**env, "DAGSTER_HOME": str(home)}, check=False).returncode
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_registry_uri)
-    # The days before START of an earlier replay into the same OUT are kept: a long replay can run in pieces.
-    earlier = [r for r in replay.read_csv(csv_path) if r.day < days[0]] if csv_path.exists() else []
-    if earlier:
-        print(f"keeping {len(earlier)} earlier day(s) of {csv_path} ({earlier[0].day} .. {earlier[-1].day})")
-    records: list[ReplayDay] = []
-    previous_handler = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
-    print(f"replaying {days[0]} .. {days[-1]} ({len(days)} days) with DAGSTER_HOME={home}, data in {settings.data_dir}")
     try:
         with dagster_dev(home, env, out / "dagster-dev.log") as server:
             statuses = ensure_running(server.graphql, REPLAY_SENSORS)
             print(f"dagster dev on {server.url} (pid {server.pid}); sensors {statuses}")
             watched = {name: sensor for name, sensor in sensors(server.graphql).items() if name in REPLAY_SENSORS}
-            for day in days:
-                records.append(_replay_day(server, watched, settings, client, day, args.timeout))
-                print(_progress_line(records[-1]), flush=True)
-                replay.write_csv([*earlier, *records], csv_path)
-    except KeyboardInterrupt:
-        print(f"interrupted after {len(records)} day(s); dagster dev stopped", file=sys.stderr)
+            return run_replay(
+                days,
+                settings.drift_threshold,
+                out,
+                lambda day: _replay_day(server, watched, settings, client, day, args.timeout),
+            )
     except DagsterDevError as exc:
         raise ValueError(str(exc)) from exc
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
-        if records:  # a replay that did not get through a day leaves an earlier replay's files alone
-            _replay_outputs([*earlier, *records], settings.drift_threshold, out)
-    if not records:
-        print(f"no day replayed; nothing written beside {out / 'dagster-dev.log'}")
-        return 1
-    print(_replay_summary([*earlier, *records], settings.drift_threshold, out))
-    on_time = all(record.profiled for record in records)
-    return 0 if len(records) == len(days) and on_time else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -500,6 +550,16 @@ def main(argv: list[str] | None = None) -> int:
     replay_days.add_argument("--out", help="where replay.csv, replay.png and the log go (default: DATA_DIR/replay)")
     replay_days.add_argument(
         "--timeout", type=_seconds, default=1800.0, help="seconds a day may take to settle (default: 1800)"
+    )
+    replay_days.add_argument(
+        "--driver",
+        choices=["daemon", "in-process"],
+        default="daemon",
+        help="daemon: a real dagster dev and its sensor intervals (default); in-process: the same sensors and "
+        "conditions ticked back to back, every run executed in one child process (fast enough for a year)",
+    )
+    replay_days.add_argument(
+        "--max-ticks", type=int, default=25, help="in-process: rounds a day may take to settle (default: 25)"
     )
     replay_days.add_argument(
         "--plot-only", action="store_true", help="re-draw replay.png from OUT/replay.csv; start nothing"

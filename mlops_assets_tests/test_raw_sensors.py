@@ -149,3 +149,32 @@ def test_a_sensor_without_cursor_skips_days_ingested_after_they_landed(
     _age(Path(lake.landing_root) / "flights" / "2013-03-01.csv", -60)  # an mtime after the materialisation
     assert _ranges(_evaluate(instance, lake, None)) == [("2013-03-01", "2013-03-01"), ("2013-03-03", "2013-03-03")]
     assert _ranges(_evaluate(instance, lake, first.cursor)) == [("2013-03-01", "2013-03-01")]
+
+
+def test_identical_dimensions_re_delivered_with_a_day_are_not_a_change(
+    instance: dg.DagsterInstance, lake: LakeResource
+) -> None:
+    """Every landing re-delivers the dimension files; only a change of content requests raw_dimensions_job."""
+
+    def dimension_runs(result: dg.SensorResult) -> int:
+        return sum(1 for r in result.run_requests or [] if r.job_name == "raw_dimensions_job")
+
+    land_days(Path(lake.landing_root), DAY, DAY)
+    first = _evaluate(instance, lake, None)
+    assert dimension_runs(first) == 1
+    next_day = date(2013, 3, 3)
+    land_days(Path(lake.landing_root), next_day, next_day)
+    planes = Path(lake.landing_root) / "planes"
+    for table in ("planes", "airports", "airlines"):
+        for path in (Path(lake.landing_root) / table).glob("*.csv"):
+            _age(path, -60)  # re-delivered: a new mtime, whatever the clock's resolution
+    second = _evaluate(instance, lake, first.cursor)
+    assert dimension_runs(second) == 0 and _ranges(second) == [(next_day.isoformat(), next_day.isoformat())]
+
+    (changed,) = planes.glob("*.csv")
+    lines = changed.read_text().splitlines(keepends=True)
+    changed.write_text("".join(lines[:-1]))  # one plane fewer: a real change of a dimension
+    _age(changed, -120)
+    third = _evaluate(instance, lake, second.cursor)
+    assert dimension_runs(third) == 1 and _ranges(third) == []
+    assert dimension_runs(_evaluate(instance, lake, third.cursor)) == 0

@@ -11,7 +11,7 @@ from datetime import date
 import dagster as dg
 
 from mlops_assets.defs.common import LakeResource, daily_partitions
-from mlops_assets.lib.io import modified_times
+from mlops_assets.lib.io import modified_times, read_bytes, sha256_hex
 from mlops_assets.lib.landing import LANDING_WAIT, classify_days, contiguous_ranges
 from mlops_assets.lib.source import DAILY_TABLES, DIMENSION_TABLES
 
@@ -31,6 +31,27 @@ def _landed_state(lake: LakeResource) -> dict[str, float]:
         for name, modified in modified_times(f"{lake.landing_root.rstrip('/')}/{table}", ".csv").items():
             state[f"{table}/{name}"] = modified
     return state
+
+
+# The cursor's entry holding the content digest of each landed dimension file (the others are file -> mtime).
+DIMENSION_DIGESTS = "dimension_sha256"
+
+
+def _redelivered_dimensions(
+    lake: LakeResource, changed: list[str], digests: dict[str, str]
+) -> tuple[set[str], dict[str, str]]:
+    """Of the dimension files among ``changed`` (a new mtime), those whose content is the digest already seen: the
+    upstream re-delivers every dimension with every landing, and an identical file is not a change (without this,
+    every landed day rebuilt every dimension and its dbt models). Returns them and the digests now landed."""
+    same: set[str] = set()
+    now = dict(digests)
+    for name in changed:
+        if name.split("/", 1)[0] not in DIMENSION_TABLES:
+            continue
+        now[name] = sha256_hex(read_bytes(f"{lake.landing_root.rstrip('/')}/{name}"))
+        if digests.get(name) == now[name]:
+            same.add(name)
+    return same, now
 
 
 def _day_of(name: str) -> date | None:
@@ -103,8 +124,11 @@ def _hours(seconds: float) -> str:
 )
 def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
     seen: dict[str, float] = json.loads(context.cursor) if context.cursor else {}
+    seen_digests: dict[str, str] = seen.pop(DIMENSION_DIGESTS, {})  # type: ignore[assignment]
     current = _landed_state(lake)
     changed = [name for name, mtime in current.items() if seen.get(name) != mtime]
+    redelivered, digests = _redelivered_dimensions(lake, changed, seen_digests)
+    changed = [name for name in changed if name not in redelivered]
     unseen = [name for name in changed if name not in seen]
     if unseen:
         ingested = _already_ingested(context.instance, unseen, current)
@@ -149,6 +173,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> d
     waiting_names = {f"{table}/{day.isoformat()}.csv" for day in readiness.waiting for table in DAILY_TABLES}
     cursor = {name: mtime for name, mtime in current.items() if name not in waiting_names}
     cursor.update({name: mtime for name, mtime in seen.items() if name in waiting_names})
+    cursor[DIMENSION_DIGESTS] = digests  # type: ignore[assignment]
     waiting = "waiting for " + "; ".join(
         f"{', '.join(missing)} of {day.isoformat()} ({_hours(age)} since the day's other file, requested when it "
         f"lands or after {_hours(LANDING_WAIT.total_seconds())})"
