@@ -218,7 +218,8 @@ def test_steps_that_open_the_warehouse_never_ran_at_the_same_time(daemon: Daemon
             for step in stats
             if step["stepKey"] in pooled and step["startTime"] is not None and step["endTime"] is not None
         )
-    assert len({span[2].split(" of ")[1] for span in spans}) >= 3, f"too few runs with warehouse steps: {spans}"
+    # Two daily runs (02-18, 02-19); identical re-delivered dimensions no longer add a dbt_dimension_models run.
+    assert len({span[2].split(" of ")[1] for span in spans}) >= 2, f"too few runs with warehouse steps: {spans}"
     overlaps, latest = [], (0.0, 0.0, "")
     for span in sorted(spans):
         if span[0] < latest[1]:
